@@ -1,0 +1,5 @@
+import sys
+
+from buddysim.cli import main
+
+sys.exit(main())

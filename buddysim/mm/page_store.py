@@ -1,0 +1,140 @@
+"""The page store: the ``struct page`` fields the allocator uses, as compact per-pfn arrays.
+
+Linux keeps one ``struct page`` (64 bytes) per page frame. buddysim keeps only the fields
+the allocator reads, each in its own array indexed by pfn, so a 1 TiB machine (268M pages)
+costs 7 bytes per page: ``_refcount`` (int32), ``flags`` (uint8), ``private`` (uint8, the buddy
+order of a free-block head), ``order`` (uint8, the compound order kept on a compound head;
+the kernel keeps it in the first tail page) and ``_mapcount`` (int8). Per-pageblock
+migratetypes live in their own uint8 array. Scalar reads and writes go through memoryviews
+(fast in CPython); range operations go through numpy views of the same buffers.
+
+Simplified: list linkage (``buddy_list``/``pcp_list``) is not stored per page; the free lists
+hold their members themselves (see mm/mmzone.py). ``mapping`` and ``memcg_data`` are one flag
+bit (non-NULL or not); ``_mapcount`` saturates at int8 range.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "PG_bad",
+    "PG_buddy",
+    "PG_head",
+    "PG_mapping",
+    "PG_offline",
+    "PG_pcp",
+    "PG_reserved",
+    "PG_tail",
+    "PageStore",
+]
+
+# Flag bits of the uint8 ``flags`` array. Only the states the allocator checks are kept.
+PG_head = 1 << 0  # compound head (PG_head)
+PG_tail = 1 << 1  # compound tail (page->compound_head & 1)
+PG_reserved = 1 << 2  # PG_reserved: memblock-reserved or hole, never in the buddy
+PG_buddy = 1 << 3  # page_type PGTY_buddy: head of a free buddy block
+PG_pcp = 1 << 4  # on a per-cpu list (the kernel knows it from pcp_list linkage)
+PG_offline = 1 << 5  # page_type PGTY_offline: hotplugged, not yet onlined
+PG_mapping = 1 << 6  # page->mapping != NULL (or memcg_data != 0)
+PG_bad = 1 << 7  # any flag in PAGE_FLAGS_CHECK_AT_FREE (e.g. PG_locked, PG_lru) set
+
+
+class PageStore:
+    """Per-pfn state for pfns ``[0, end_pfn)`` (one array per field, no per-page objects).
+
+    >>> s = PageStore(1024, pageblock_order=9)
+    >>> s.refcount[5] = 1; s.refcount_np[:4] = 0; int(s.refcount_np[5])
+    1
+    """
+
+    __slots__ = (
+        "_mapcount",
+        "_mapcount_np",
+        "end_pfn",
+        "flags",
+        "flags_np",
+        "order",
+        "order_np",
+        "pageblock_mt",
+        "pageblock_mt_np",
+        "pageblock_order",
+        "private",
+        "private_np",
+        "refcount",
+        "refcount_np",
+    )
+
+    def __init__(self, end_pfn: int, pageblock_order: int = 9) -> None:
+        if end_pfn <= 0:
+            raise ValueError(f"end_pfn must be positive, got {end_pfn}")
+        self.end_pfn = end_pfn
+        self.pageblock_order = pageblock_order
+        # Fresh struct pages start as memblock leaves them before memmap init: zeroed.
+        self.refcount_np = np.zeros(end_pfn, dtype=np.int32)
+        self.flags_np = np.zeros(end_pfn, dtype=np.uint8)
+        self.private_np = np.zeros(end_pfn, dtype=np.uint8)
+        self.order_np = np.zeros(end_pfn, dtype=np.uint8)
+        self._mapcount_np = np.full(end_pfn, -1, dtype=np.int8)
+        nr_pageblocks = (end_pfn + (1 << pageblock_order) - 1) >> pageblock_order
+        self.pageblock_mt_np = np.zeros(nr_pageblocks, dtype=np.uint8)
+        # memoryviews over the same buffers: scalar access without numpy scalar boxing
+        self.refcount = memoryview(self.refcount_np).cast("B").cast("i")
+        self.flags = memoryview(self.flags_np)
+        self.private = memoryview(self.private_np)
+        self.order = memoryview(self.order_np)
+        self._mapcount = memoryview(self._mapcount_np).cast("B").cast("b")
+        self.pageblock_mt = memoryview(self.pageblock_mt_np)
+
+    # -- accounting -------------------------------------------------------------------
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by all per-page and per-pageblock arrays."""
+        return int(
+            self.refcount_np.nbytes
+            + self.flags_np.nbytes
+            + self.private_np.nbytes
+            + self.order_np.nbytes
+            + self._mapcount_np.nbytes
+            + self.pageblock_mt_np.nbytes
+        )
+
+    @property
+    def bytes_per_page(self) -> float:
+        return self.nbytes / self.end_pfn
+
+    # -- struct page helpers ------------------------------------------------------------
+    def compound_head(self, pfn: int) -> int:
+        """``compound_head(page)``: the head pfn of the compound page holding ``pfn``.
+
+        Simplified: the kernel reads ``page->compound_head``; here the head is found by
+        testing the naturally aligned candidates (at most NR_PAGE_ORDERS probes), which
+        works because compound pages from the buddy allocator are naturally aligned.
+        """
+        flags = self.flags
+        if not flags[pfn] & PG_tail:
+            return pfn
+        order = self.order
+        for k in range(1, 31):
+            head = pfn & ~((1 << k) - 1)
+            if flags[head] & PG_head and order[head] >= k:
+                return head
+            if head == 0:
+                break
+        return pfn
+
+    def test_flags(self, pfn: int, mask: int) -> bool:
+        return bool(self.flags[pfn] & mask)
+
+    def set_flags_range(self, start: int, nr: int, mask: int) -> None:
+        self.flags_np[start : start + nr] |= np.uint8(mask)
+
+    def clear_flags_range(self, start: int, nr: int, mask: int) -> None:
+        self.flags_np[start : start + nr] &= np.uint8(~mask & 0xFF)
+
+    def page_mapcount(self, pfn: int) -> int:
+        """``page_mapcount(page)``: ``_mapcount + 1`` (0 for an unmapped page)."""
+        return self._mapcount[pfn] + 1
+
+    def get_pageblock_migratetype(self, pfn: int) -> int:
+        return self.pageblock_mt[pfn >> self.pageblock_order]
