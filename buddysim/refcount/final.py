@@ -12,7 +12,7 @@ loop; ``folio_set_count()`` is gone, ``folio_init_count()`` sets the head to 1.
 
 from __future__ import annotations
 
-from buddysim.refcount.page_ref import PAGEREF_BIT, DebugCheck, api_with, wrap32
+from buddysim.refcount.page_ref import PAGEREF_BIT, DebugCheck, DebugVM, api_with, wrap32
 from buddysim.refcount.v3 import V3
 
 __all__ = ["Final"]
@@ -58,6 +58,8 @@ class Final(V3):
 
     def _check_modify(self, function: str, page: int) -> None:
         """``VM_WARN_ON_ONCE_PAGE(__page_is_frozen(page), page)`` before the atomic op."""
+        if self.debug_vm is DebugVM.OFF:
+            return
         self._vm_check(
             DebugCheck("VM_WARN_ON_ONCE_PAGE", function, "__page_is_frozen(page)"),
             self.__page_is_frozen(page),
@@ -67,6 +69,8 @@ class Final(V3):
 
     def _check_old(self, function: str, page: int, old: int, new: int) -> None:
         """``VM_WARN_ON_ONCE_{PAGE,FOLIO}(__page_count_is_frozen(ret -/+ n))``."""
+        if self.debug_vm is DebugVM.OFF:
+            return
         macro = "VM_WARN_ON_ONCE_FOLIO" if function.startswith("folio_") else "VM_WARN_ON_ONCE_PAGE"
         self._vm_check(
             DebugCheck(macro, function, "__page_count_is_frozen(old)"),
@@ -78,6 +82,8 @@ class Final(V3):
 
     def _check_and_test(self, function: str, page: int, nr: int, ret: bool, raw: int) -> None:
         """``VM_WARN_ON_ONCE_PAGE(__page_count_is_frozen(ret + nr))`` with boolean ``ret``."""
+        if self.debug_vm is DebugVM.OFF:
+            return
         self._vm_check(
             DebugCheck("VM_WARN_ON_ONCE_PAGE", function, "__page_count_is_frozen(ret + nr)"),
             self.page_count_is_frozen(wrap32(int(ret) + nr)),

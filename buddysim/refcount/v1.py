@@ -54,6 +54,9 @@ class FrozenBitModel(Baseline):
     def frozen_raw(self) -> int:
         return self.FROZEN
 
+    def zero_count_mask(self, raw: np.ndarray) -> np.ndarray:
+        return raw <= 0
+
     def page_ref_count(self, page: int) -> int:
         """``v = atomic_read(); return v & PAGEREF_*_BIT ? 0 : v`` (getters report 0 when frozen)."""
         return self.count_of_raw(self.atomic_read(page))

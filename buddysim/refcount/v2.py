@@ -12,7 +12,7 @@ The speculative get keeps the name ``page_ref_add_unless_zero``.
 
 from __future__ import annotations
 
-from buddysim.refcount.page_ref import PAGEREF_BIT, DebugCheck, api_with
+from buddysim.refcount.page_ref import PAGEREF_BIT, DebugCheck, DebugVM, api_with
 from buddysim.refcount.v1 import FrozenBitModel
 
 __all__ = ["PAGEREF_FROZEN_BIT", "V2", "_PAGEREF_FROZEN_LIMIT"]
@@ -62,6 +62,8 @@ class V2(FrozenBitModel):
 
     def _check_modify(self, function: str, page: int) -> None:
         """``VM_BUG_ON(__page_count_is_frozen(page_count(page)))`` before the atomic op."""
+        if self.debug_vm is DebugVM.OFF:
+            return
         self._vm_check(
             DebugCheck(self.CHECK_MACRO, function, self.PREDICATE_TEXT),
             self.page_count_is_frozen(self.page_count(page)),
@@ -71,6 +73,8 @@ class V2(FrozenBitModel):
 
     def _check_old(self, function: str, page: int, old: int, new: int) -> None:
         """``VM_BUG_ON(__page_count_is_frozen(ret -/+ n))``: the test on the old value."""
+        if self.debug_vm is DebugVM.OFF:
+            return
         self._vm_check(
             DebugCheck(self.CHECK_MACRO, function, "__page_count_is_frozen(old)"),
             self.page_count_is_frozen(old),
