@@ -21,6 +21,7 @@ from buddysim.mm.debug import kernel_chain
 from buddysim.mm.mmzone import (
     HPAGE_PMD_ORDER,
     MAX_NR_ZONES,
+    MIGRATE_TYPES,
     NR_LOWORDER_PCP_LISTS,
     Zone,
     pglist_data,
@@ -117,6 +118,7 @@ class Machine:
         fail_fast: bool = False,
         thp: bool = True,
         keep_findings: int = 100_000,
+        strict_setters: bool = False,
         tracer: Callable[[str, dict[str, int | None]], None] | None = None,
     ) -> None:
         if layout.pageblock_order > layout.max_page_order:
@@ -135,8 +137,12 @@ class Machine:
         self.check_frozen = check_frozen
         self.fail_fast = fail_fast
         self.keep_findings = keep_findings
+        self.strict_setters = strict_setters
+        #: live page_frag fragments per page (mm/page_frag_cache.py's invariant)
+        self.frag_live: dict[int, int] = {}
         self.findings: list[Finding] = []
         self.finding_counts: Counter[tuple[str, str]] = Counter()
+        self.nr_findings = 0
         # kernel knobs
         self.watermark_boost_factor = 15000
         self.watermark_scale_factor = 10
@@ -207,8 +213,21 @@ class Machine:
         )
 
     # ------------------------------------------------------------------ boot
+    def build_all_zonelists(self) -> None:
+        """``build_all_zonelists()``: decide ``page_group_by_mobility_disabled``.
+
+        ``vm_total_pages = nr_free_zone_pages(gfp_zone(GFP_HIGHUSER_MOVABLE))`` is taken before
+        the handoff, when managed is still the present-pages estimate and watermarks are 0.
+        """
+        vm_total_pages = sum(z.present_pages for z in self.zones)
+        disabled = vm_total_pages < self.pageblock_nr_pages * MIGRATE_TYPES
+        self.page_group_by_mobility_disabled = disabled
+        self.store.page_group_by_mobility_disabled = disabled
+
     def boot(self) -> int:
-        """memblock_free_all() over the layout's free ranges, then watermarks and pcp sizes."""
+        """build_all_zonelists(), memblock_free_all() over the layout's free ranges, then
+        watermarks and pcp sizes (init_per_zone_wmark_min)."""
+        self.build_all_zonelists()
         pages = mm_init.memblock_free_all(self, self.layout.computed_free_ranges())
         self.handoff_done = True
         pa.init_per_zone_wmark_min(self)
@@ -270,10 +289,46 @@ class Machine:
     # ------------------------------------------------------------------ refcount sites
     def site(self, name: str, pfn: int) -> None:
         """The kernel's refcount write at call site ``name`` on ``pfn``, per the site table."""
+        if self.strict_setters:
+            self._strict_setter(name, pfn, 1)
         apply_site(self.refs, self.sites, name, pfn)
 
     def site_range(self, name: str, start: int, nr: int) -> None:
+        if self.strict_setters:
+            self._strict_setter(name, start, nr)
         apply_site_range(self.refs, self.sites, name, start, nr)
+
+    def _strict_setter(self, name: str, pfn: int, nr: int) -> None:
+        """``--strict-setters`` (Zi Yan's proposed ban): a raw ``set_page_count`` is a finding.
+
+        Only ``init_page_count`` / ``folio_init_count``, the frozen setter and
+        ``page_ref_unfreeze`` may write the word; a raw set on a frozen page is the worst case.
+        """
+        act = self.sites.action(name)
+        if act.kind != "set":
+            return
+        n_frozen = int(self.refs.frozen_mask(self.store.refcount_np[pfn : pfn + nr]).sum())
+        on_frozen = n_frozen > 0
+        raw = self.refs.atomic_read(pfn)
+        what = (
+            "raw set_page_count on a frozen page" if on_frozen else "setter other than init / frozen setter"
+        )
+        self.report(
+            Finding(
+                "strict-setters",
+                name,
+                act.describe(),
+                self.refs.name,
+                pfn,
+                raw,
+                self.refs.raw_for_count(act.value),
+                count=nr,
+                message=f"{what} ({nr} page{'s' if nr > 1 else ''}, site table {self.sites.name})",
+                chain=kernel_chain(3),
+                event=self.event,
+                sites=self.sites.name,
+            )
+        )
 
     # ------------------------------------------------------------------ findings
     def report(self, finding: Finding) -> None:
@@ -285,6 +340,7 @@ class Machine:
 
             finding = replace(finding, sites=self.sites.name)
         self.finding_counts[(finding.kind, finding.function)] += 1
+        self.nr_findings += 1
         if len(self.findings) < self.keep_findings:
             self.findings.append(finding)
         if self.fail_fast:
@@ -311,10 +367,6 @@ class Machine:
         )
         self.report(f)
         raise FindingError(f)
-
-    @property
-    def nr_findings(self) -> int:
-        return sum(self.finding_counts.values())
 
     def range_frozen(self, pfn: int, nr: int) -> bool:
         """Are pages ``[pfn, pfn+nr)`` all frozen under the active model? (C speed for big runs)"""

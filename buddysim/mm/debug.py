@@ -347,7 +347,6 @@ def validate_watermarks(mm: Machine, zone: Zone) -> Iterator[Finding]:
             yield _inv(mm, zone, "watermarks", f"lowmem_reserve decreases at {j}: {lr}")
 
 
-CHEAP_VALIDATORS = (validate_counters, validate_pcp)
 ALL_VALIDATORS = (
     validate_free_lists,
     validate_partition,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from buddysim.mm.mmzone import MIGRATE_ISOLATE
+from buddysim.mm.mmzone import MIGRATE_ISOLATE, MIGRATE_PCPTYPES, MIGRATE_UNMOVABLE
 from buddysim.mm.page_store import PageStore, PG_buddy, PG_tail
 from buddysim.refcount.page_ref import DebugCheck, DebugVM
 
@@ -112,8 +112,12 @@ get_pageblock_migratetype = get_pfnblock_migratetype
 def set_pageblock_migratetype(store: PageStore, pfn: int, migratetype: int) -> None:
     """``set_pageblock_migratetype()``: store the 3-bit type, keep the isolate bit.
 
+    With mobility grouping disabled (tiny machines) every pcp type is stored as UNMOVABLE.
+
     Setting MIGRATE_ISOLATE sets the isolate bit instead (``set_pageblock_isolate``).
     """
+    if store.page_group_by_mobility_disabled and migratetype < MIGRATE_PCPTYPES:
+        migratetype = MIGRATE_UNMOVABLE
     idx = pfn >> store.pageblock_order
     bits = store.pageblock_mt[idx]
     if migratetype == MIGRATE_ISOLATE:

@@ -403,7 +403,7 @@ def __free_pages_prepare(zone: Zone, page: int, order: int, fpi_flags: int) -> b
     if head_flags & PG_hwpoison and order == 0:
         return False
     # __folio_put() took the folio off the LRU before freeing: drop the PG_lru stand-in
-    if order:
+    if order > _SMALL_ORDER:
         store.flags_np[page : page + (1 << order)] &= np.uint16(~PG_lru & 0xFFFF)
     head_flags &= ~PG_lru & 0xFFFF
     flags[page] = head_flags
@@ -412,19 +412,24 @@ def __free_pages_prepare(zone: Zone, page: int, order: int, fpi_flags: int) -> b
         refs.vm_check(_PREPARE_ORDER, store.private[page + 1] != order, page, refs.atomic_read(page))
     bad = 0
     check_pages = mm.check_pages
-    if order > 0:
+    if 0 < order <= _SMALL_ORDER:
+        if compound:
+            store.private[page + 1] = 0  # folio->_nr_pages = 0; page[1] flags cleared
+        bad += _prepare_tails_small(zone, page, order, compound, check_pages)
+    elif order > 0:
         if compound:
             store.private[page + 1] = 0  # folio->_nr_pages = 0; page[1] flags cleared
         nr = 1 << order
-        if compound:
+        if compound and check_pages:
             tails = store.flags_np[page + 1 : page + nr]
             not_tail = np.flatnonzero((tails & PG_tail) == 0)
-            for i in not_tail[:1]:
-                bad_page(zone, page + 1 + int(i), "PageTail not set", order)
+            for i in not_tail.tolist():
+                bad_page(zone, page + 1 + i, "PageTail not set", order)
             bad += int(not_tail.size)
         if check_pages:
             bad += _check_free_range(zone, page + 1, nr - 1, order)
-        store.flags_np[page + 1 : page + nr] = 0  # &= ~PAGE_FLAGS_CHECK_AT_PREP (+ compound_head)
+        # &= ~PAGE_FLAGS_CHECK_AT_PREP (and the tail's compound_head); __PG_HWPOISON survives
+        store.flags_np[page + 1 : page + nr] &= np.uint16(PG_hwpoison)
         store.private_np[page + 1 : page + nr] = 0
     if check_pages:
         reason = free_page_is_bad_reason(zone, page)
@@ -433,9 +438,44 @@ def __free_pages_prepare(zone: Zone, page: int, order: int, fpi_flags: int) -> b
             bad += 1
         if bad:
             return False
-    flags[page] = head_flags & (PG_mapping | PG_mapped)  # page->flags &= ~PAGE_FLAGS_CHECK_AT_PREP
+    flags[page] = head_flags & (PG_mapping | PG_mapped | PG_hwpoison)  # &= ~PAGE_FLAGS_CHECK_AT_PREP
     store.private[page] = 0
     return True
+
+
+#: up to this order, per-page work is a Python loop (cheaper than numpy's per-call cost)
+_SMALL_ORDER = 4
+_BAD_AT_FREE = PG_mapped | PG_mapping | PAGE_FLAGS_CHECK_AT_FREE
+
+
+def _prepare_tails_small(zone: Zone, page: int, order: int, compound: bool, check_pages: bool) -> int:
+    """The tail loop of ``__free_pages_prepare`` for a small block, page by page.
+
+    Per tail: ``free_tail_page_prepare`` ("PageTail not set"), then ``free_page_is_bad``
+    (skipping the flag clearing of a bad page, as the kernel's ``continue`` does), then
+    ``flags &= ~PAGE_FLAGS_CHECK_AT_PREP`` (PG_lru stand-in included; hwpoison kept).
+    """
+    mm = zone.mm
+    store = mm.store
+    flags = store.flags
+    private = store.private
+    w = store.refcount
+    count_of_raw = mm.refs.count_of_raw
+    bad = 0
+    for p in range(page + 1, page + (1 << order)):
+        f = flags[p] & ~PG_lru & 0xFFFF
+        flags[p] = f
+        if check_pages:
+            if compound and not f & PG_tail:
+                bad_page(zone, p, "PageTail not set", order)
+                bad += 1
+            if f & _BAD_AT_FREE or count_of_raw(w[p]) != 0:
+                bad_page(zone, p, free_page_is_bad_reason(zone, p) or "bad page", order)
+                bad += 1
+                continue
+        flags[p] = f & PG_hwpoison
+        private[p] = 0
+    return bad
 
 
 def _check_free_range(zone: Zone, start: int, nr: int, order: int) -> int:
@@ -444,14 +484,14 @@ def _check_free_range(zone: Zone, start: int, nr: int, order: int) -> int:
         return 0
     mm = zone.mm
     fl = mm.store.flags_np[start : start + nr]
-    bad_flags = (fl & (PG_mapped | PG_mapping | PAGE_FLAGS_CHECK_AT_FREE)) != 0
+    bad_flags = (fl & _BAD_AT_FREE) != 0
     nonzero = ~mm.refs.zero_count_mask(mm.store.refcount_np[start : start + nr])
     bad = bad_flags | nonzero
-    n = int(np.count_nonzero(bad))
-    if n:
-        first = start + int(np.flatnonzero(bad)[0])
-        bad_page(zone, first, free_page_is_bad_reason(zone, first) or "bad page", order)
-    return n
+    offenders = np.flatnonzero(bad).tolist()
+    for off in offenders:
+        p = start + off
+        bad_page(zone, p, free_page_is_bad_reason(zone, p) or "bad page", order)
+    return len(offenders)
 
 
 def __free_pages_ok(zone: Zone, page: int, order: int, fpi_flags: int) -> None:
@@ -530,20 +570,25 @@ def put_page(mm: Machine, page: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------- pcp
+def clamp(val: int, lo: int, hi: int) -> int:
+    """The kernel's ``clamp()``: the upper bound is tested first (matters when lo > hi)."""
+    return hi if val > hi else lo if val < lo else val
+
+
 def nr_pcp_free(pcp: PerCpuPages, batch: int, high: int, free_high: bool) -> int:
     """``nr_pcp_free()``: how many pages a drain on free releases."""
     if free_high:
         return min(pcp.count, batch << CONFIG_PCP_BATCH_SCALE_MAX)
     if high < batch:
         return 1
-    return max(batch, min(pcp.free_count, high - batch))
+    return clamp(pcp.free_count, batch, high - batch)
 
 
 def nr_pcp_high(pcp: PerCpuPages, zone: Zone, batch: int, free_high: bool) -> int:
     """``nr_pcp_high()``: the high mark that triggers a drain, adjusting ``pcp->high``."""
     high_min = pcp.high_min
     high_max = pcp.high_max
-    high = pcp.high = max(high_min, min(pcp.high, high_max))
+    high = pcp.high = clamp(pcp.high, high_min, high_max)
     if high == 0:
         return 0
     if free_high:
@@ -562,7 +607,7 @@ def nr_pcp_high(pcp: PerCpuPages, zone: Zone, batch: int, free_high: bool) -> in
     elif pcp.count >= high:
         need_high = pcp.free_count + batch
         if pcp.high < need_high:
-            pcp.high = max(high_min, min(need_high, high_max))
+            pcp.high = clamp(need_high, high_min, high_max)
     return high
 
 
@@ -655,7 +700,7 @@ def nr_pcp_alloc(pcp: PerCpuPages, zone: Zone, order: int) -> int:
     base_batch = pcp.batch
     high_min = pcp.high_min
     high_max = pcp.high_max
-    high = pcp.high = max(high_min, min(pcp.high, high_max))
+    high = pcp.high = clamp(pcp.high, high_min, high_max)
     if high < base_batch:
         return 1
     batch = base_batch if order else base_batch << pcp.alloc_factor
@@ -724,31 +769,53 @@ def rmqueue_pcplist(
     return page
 
 
-def check_new_pages(zone: Zone, page: int, order: int) -> bool:
-    """``check_new_pages()``: true if a page of the block is bad (reported, then leaked).
+def check_new_page_bad_reason(zone: Zone, page: int) -> str | None:
+    """``page_bad_reason(page, PAGE_FLAGS_CHECK_AT_PREP)``: the last matching reason, or None."""
+    mm = zone.mm
+    f = mm.store.flags[page]
+    reason = None
+    if f & PG_mapped:
+        reason = "nonzero mapcount"
+    if f & PG_mapping:
+        reason = "non-NULL mapping"
+    if mm.refs.page_ref_count(page) != 0:
+        reason = "nonzero _refcount"
+    if f & ~(PG_mapping | PG_mapped | PG_hwpoison) & 0xFFFF:
+        reason = "PAGE_FLAGS_CHECK_AT_PREP flag(s) set"
+    return reason
 
-    Runs with ``check_pages_enabled`` (here the machine's ``check_pages``): each page must be
-    in the expected state (no flags, ``page_ref_count() == 0``).
+
+def check_new_pages(zone: Zone, page: int, order: int) -> bool:
+    """``check_new_pages()``: true if a page of the block is bad (then leaked; the caller retries).
+
+    Runs with ``check_pages_enabled`` (here the machine's ``check_pages``): every page must be in
+    the expected state (no flags, ``page_ref_count() == 0``). A hwpoisoned page is skipped
+    silently (``check_new_page_bad``); any other bad page is reported with ``bad_page``.
     """
     mm = zone.mm
     if not mm.check_pages:
         return False
     nr = 1 << order
-    if nr == 1:
-        f = mm.store.flags[page]
-        if not (f & ~PG_hwpoison & 0xFFFF) and mm.refs.page_ref_count(page) == 0:
+    store = mm.store
+    if nr <= 1 << _SMALL_ORDER:
+        flags = store.flags
+        w = store.refcount
+        count_of_raw = mm.refs.count_of_raw
+        offenders = [p for p in range(page, page + nr) if flags[p] or count_of_raw(w[p]) != 0]
+        if not offenders:
             return False
-        reason = "PAGE_FLAGS_CHECK_AT_PREP flag(s) set" if f else "nonzero _refcount"
-        bad_page(zone, page, reason, order)
-        return True
-    fl = mm.store.flags_np[page : page + nr]
-    bad = (fl != 0) | ~mm.refs.zero_count_mask(mm.store.refcount_np[page : page + nr])
-    if bool(bad.any()):
-        first = page + int(np.flatnonzero(bad)[0])
-        reason = "PAGE_FLAGS_CHECK_AT_PREP flag(s) set" if mm.store.flags[first] else "nonzero _refcount"
-        bad_page(zone, first, reason, order)
-        return True
-    return False
+    else:
+        fl = store.flags_np[page : page + nr]
+        bad = (fl != 0) | ~mm.refs.zero_count_mask(store.refcount_np[page : page + nr])
+        if not bool(bad.any()):
+            return False
+        offenders = [page + int(i) for i in np.flatnonzero(bad)]
+    for p in offenders:
+        if store.flags[p] & PG_hwpoison:
+            store.flags[p] &= ~PG_buddy & 0xFFFF  # check_new_page_bad(): don't complain
+            continue
+        bad_page(zone, p, check_new_page_bad_reason(zone, p) or "bad page", order)
+    return True
 
 
 # ---------------------------------------------------------------------------------- rmqueue
@@ -1082,7 +1149,9 @@ def rmqueue(
     if page is None:
         page = rmqueue_buddy(preferred_zone, zone, order, alloc_flags, migratetype)
     if alloc_flags & ALLOC_KSWAPD and zone.flags & ZONE_BOOSTED_WATERMARK:
-        zone.flags &= ~ZONE_BOOSTED_WATERMARK  # wakeup_kswapd(): kswapd is not modelled
+        zone.flags &= ~ZONE_BOOSTED_WATERMARK
+        # wakeup_kswapd(): kswapd is not modelled; its balance_pgdat() would drop the boost
+        zone.watermark_boost = 0
     return page
 
 
@@ -1220,7 +1289,12 @@ def get_page_from_freelist(
         preferred_zone = zonelist[0] if zonelist else None
         retry = False
         for zone in zonelist:
-            if no_fallback and preferred_zone is not None and zone.node != preferred_zone.node:
+            if (
+                no_fallback
+                and not mm.defrag_mode
+                and preferred_zone is not None
+                and zone.node != preferred_zone.node
+            ):
                 alloc_flags &= ~ALLOC_NOFRAGMENT
                 retry = True
                 break
@@ -1257,7 +1331,7 @@ def _try_this_zone(
     return page
 
 
-def gfp_to_alloc_flags(gfp_mask: int, order: int) -> int:
+def gfp_to_alloc_flags(gfp_mask: int, order: int, page_group_by_mobility_disabled: bool = False) -> int:
     """``gfp_to_alloc_flags()`` (slow path; no cpusets, no defrag_mode)."""
     alloc_flags = ALLOC_WMARK_MIN | ALLOC_CPUSET
     if gfp_mask & G.__GFP_HIGH:
@@ -1269,7 +1343,7 @@ def gfp_to_alloc_flags(gfp_mask: int, order: int) -> int:
             alloc_flags |= ALLOC_NON_BLOCK
             if order > 0 and alloc_flags & ALLOC_MIN_RESERVE:
                 alloc_flags |= ALLOC_HIGHATOMIC
-    if G.gfp_migratetype(gfp_mask) == MIGRATE_MOVABLE:
+    if G.gfp_migratetype(gfp_mask, page_group_by_mobility_disabled) == MIGRATE_MOVABLE:
         alloc_flags |= ALLOC_CMA
     return alloc_flags
 
@@ -1285,22 +1359,34 @@ def __alloc_pages_slowpath(
     """``__alloc_pages_slowpath()``, reduced to what changes the free lists without reclaim.
 
     One retry with ``gfp_to_alloc_flags`` (min watermark, reserves, highatomic); with
-    ``__GFP_MEMALLOC`` the watermarks are ignored; callers that may direct-reclaim then get an
-    ``unreserve_highatomic_pageblock`` and ``drain_all_pages`` and a last attempt.
+    ``__GFP_MEMALLOC`` the retries ignore watermarks (``gfp_to_alloc_flags_cma(gfp,
+    ALLOC_NO_WATERMARKS) | ALLOC_KSWAPD``); callers that may direct-reclaim then get what
+    ``__alloc_pages_direct_reclaim`` and ``should_reclaim_retry`` do to the free lists without
+    reclaiming: ``unreserve_highatomic_pageblock(ac, false)`` and ``drain_all_pages``, one more
+    attempt, and before OOM ``unreserve_highatomic_pageblock(ac, true)`` and a last attempt.
     """
-    alloc_flags = gfp_to_alloc_flags(gfp_mask, order)
+    alloc_flags = gfp_to_alloc_flags(gfp_mask, order, mm.page_group_by_mobility_disabled)
     page = get_page_from_freelist(mm, gfp_mask, order, alloc_flags, zonelist, highest_zoneidx, migratetype)
     if page is not None:
         return page
     if gfp_mask & G.__GFP_MEMALLOC and not gfp_mask & G.__GFP_NOMEMALLOC:
+        cma = (
+            ALLOC_CMA
+            if G.gfp_migratetype(gfp_mask, mm.page_group_by_mobility_disabled) == MIGRATE_MOVABLE
+            else 0
+        )
+        alloc_flags = ALLOC_NO_WATERMARKS | cma | (alloc_flags & ALLOC_KSWAPD)
         page = get_page_from_freelist(
-            mm, gfp_mask, order, ALLOC_NO_WATERMARKS, zonelist, highest_zoneidx, migratetype
+            mm, gfp_mask, order, alloc_flags, zonelist, highest_zoneidx, migratetype
         )
         if page is not None:
             return page
-    if gfp_mask & G.__GFP_DIRECT_RECLAIM:
-        unreserve_highatomic_pageblock(mm, zonelist, migratetype, False)
-        drain_all_pages(mm)
+    if not gfp_mask & G.__GFP_DIRECT_RECLAIM:
+        return None
+    unreserve_highatomic_pageblock(mm, zonelist, migratetype, False)
+    drain_all_pages(mm)
+    page = get_page_from_freelist(mm, gfp_mask, order, alloc_flags, zonelist, highest_zoneidx, migratetype)
+    if page is None and unreserve_highatomic_pageblock(mm, zonelist, migratetype, True):
         page = get_page_from_freelist(
             mm, gfp_mask, order, alloc_flags, zonelist, highest_zoneidx, migratetype
         )

@@ -64,6 +64,7 @@ class PageStore:
         "end_pfn",
         "flags",
         "flags_np",
+        "page_group_by_mobility_disabled",
         "pageblock_mt",
         "pageblock_mt_np",
         "pageblock_order",
@@ -78,6 +79,8 @@ class PageStore:
             raise ValueError(f"end_pfn must be positive, got {end_pfn}")
         self.end_pfn = end_pfn
         self.pageblock_order = pageblock_order
+        #: set by build_all_zonelists() on machines too small for mobility grouping
+        self.page_group_by_mobility_disabled = False
         # Fresh struct pages start as memblock leaves them before memmap init: zeroed.
         self.refcount_np = np.zeros(end_pfn, dtype=np.int32)
         self.flags_np = np.zeros(end_pfn, dtype=np.uint16)
