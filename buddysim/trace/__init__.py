@@ -1,0 +1,1 @@
+"""Traces: the versioned JSON Lines format (events), its streaming reader and its recorder."""
