@@ -13,6 +13,7 @@ import bisect
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from buddysim.findings import Finding, FindingError
 from buddysim.mm import mm_init
@@ -30,6 +31,10 @@ from buddysim.mm.page_store import PageStore
 from buddysim.refcount.page_ref import DebugVM, PageRefModel
 from buddysim.refcount.registry import get_model, get_site_table
 from buddysim.refcount.sites import SiteTable, apply_site, apply_site_range
+
+if TYPE_CHECKING:
+    from buddysim.config import Config
+    from buddysim.mm.memblock import Memblock
 
 __all__ = ["Machine", "MachineLayout", "ZoneSpan"]
 
@@ -153,6 +158,7 @@ class Machine:
         self.min_free_kbytes = 1024
         self.totalram_pages = 0
         self.handoff_done = False
+        self.config: Config | None = None
 
         end_pfn = max((z.start_pfn + z.spanned for z in layout.zones), default=0)
         end_pfn = max(end_pfn, max((e >> self.PAGE_SHIFT for _, e, _ in layout.memory), default=0))
@@ -201,10 +207,61 @@ class Machine:
         self.memory_pfn_ranges = [
             (-(-b >> self.PAGE_SHIFT), e >> self.PAGE_SHIFT, nid) for b, e, nid in layout.memory
         ]
-        self.reserved_pfn_ranges = [
-            (b >> self.PAGE_SHIFT, -(-e >> self.PAGE_SHIFT)) for b, e in layout.reserved
-        ]
+        #: memblock (mm/memblock.c) when built from a config; trace memblock ops change it
+        self.memblock: Memblock | None = None
         mm_init.memmap_init(self)
+
+    @property
+    def reserved_pfn_ranges(self) -> list[tuple[int, int]]:
+        """memblock.reserved as pfn ranges (rounded out), as memmap_init_reserved_pages marks them."""
+        if self.memblock is not None:
+            ranges = [(b, e) for b, e in self.memblock.for_each_reserved_mem_range()]
+        else:
+            ranges = list(self.layout.reserved)
+        return [(b >> self.PAGE_SHIFT, -(-e >> self.PAGE_SHIFT)) for b, e in ranges]
+
+    def free_mem_ranges(self) -> list[tuple[int, int]]:
+        """``for_each_free_mem_range``: memory minus reserved (bytes), ascending."""
+        if self.memblock is not None:
+            return [(s, e) for s, e, _nid in self.memblock.for_each_free_mem_range()]
+        return self.layout.computed_free_ranges()
+
+    @classmethod
+    def from_config(cls, config: Config, *, memblock: Memblock | None = None, **kw: Any) -> Machine:
+        """A machine as x86-64 setup_arch leaves it at ``mm_core_init``: memblock from the config
+        (``memblock_from_config``), zones from ``free_area_init`` (``zone_geometry``), memmap
+        initialised. Keyword arguments go to :class:`Machine`; ``refcount`` and ``sites``
+        default to the config's."""
+        from buddysim.mm.memblock import memblock_from_config
+        from buddysim.mm.zone_geometry import zone_geometry
+
+        mb = memblock if memblock is not None else memblock_from_config(config)
+        geo = zone_geometry(config, mb)
+        spans = tuple(
+            ZoneSpan(z.nid, z.zone_type, z.start_pfn, z.spanned, z.present)
+            for z in geo.zones
+            if z.spanned and z.zone_type < MAX_NR_ZONES
+        )
+        nids = sorted({nid for _b, _e, nid in config.memory_ranges}) or [0]
+        layout = MachineLayout(
+            zones=spans,
+            memory=tuple((r.base, r.end, r.nid) for r in mb.memory),
+            reserved=tuple((r.base, r.end) for r in mb.reserved),
+            nr_cpus=config.nr_cpus,
+            max_page_order=config.max_page_order,
+            pageblock_order=config.pageblock_order,
+            nr_nodes=max(nids) + 1,
+            min_free_kbytes=config.min_free_kbytes,
+            deferred_struct_page_init=config.deferred_struct_page_init,
+            name=config.name,
+        )
+        kw.setdefault("refcount", config.refcount)
+        if "sites" not in kw and config.sites is not None:
+            kw["sites"] = config.sites
+        mm = cls(layout, **kw)
+        mm.memblock = mb
+        mm.config = config
+        return mm
 
     def __repr__(self) -> str:
         return (
@@ -228,7 +285,7 @@ class Machine:
         """build_all_zonelists(), memblock_free_all() over the layout's free ranges, then
         watermarks and pcp sizes (init_per_zone_wmark_min)."""
         self.build_all_zonelists()
-        pages = mm_init.memblock_free_all(self, self.layout.computed_free_ranges())
+        pages = mm_init.memblock_free_all(self, self.free_mem_ranges())
         self.handoff_done = True
         pa.init_per_zone_wmark_min(self)
         return pages

@@ -146,6 +146,7 @@ sysctl_lowmem_reserve_ratio = (256, 256, 32, 0)  # DMA, DMA32, Normal, Movable
 _PAGE_IS_BUDDY_COUNT = DebugCheck("VM_BUG_ON_PAGE", "page_is_buddy", "page_count(buddy) != 0")
 _FREE_ONE_ALIGN = DebugCheck("VM_BUG_ON_PAGE", "__free_one_page", "pfn & ((1 << order) - 1)")
 _FREE_ONE_RANGE = DebugCheck("VM_BUG_ON_PAGE", "__free_one_page", "bad_range(zone, page)")
+_GFP_ZONE_BAD = DebugCheck("VM_BUG_ON", "gfp_zone", "(GFP_ZONE_BAD >> bit) & 1")
 _PREPARE_TAIL = DebugCheck("VM_BUG_ON_PAGE", "__free_pages_prepare", "PageTail(page)")
 _PREPARE_ORDER = DebugCheck(
     "VM_BUG_ON_PAGE", "__free_pages_prepare", "compound && compound_order(page) != order"
@@ -1405,7 +1406,12 @@ def __alloc_frozen_pages_noprof(
     """
     if order > mm.MAX_PAGE_ORDER:
         return None
-    highest_zoneidx = G.gfp_zone(gfp)
+    try:
+        highest_zoneidx = G.gfp_zone(gfp)
+    except G.GfpZoneError as e:
+        # gfp_zone(): VM_BUG_ON((GFP_ZONE_BAD >> bit) & 1); without DEBUG_VM the table's value
+        mm.refs.vm_check(_GFP_ZONE_BAD, True, -1, None, message=str(e))
+        highest_zoneidx = G.gfp_zone(gfp, check=False)
     migratetype = G.gfp_migratetype(gfp)
     if mm.page_group_by_mobility_disabled:
         migratetype = MIGRATE_UNMOVABLE

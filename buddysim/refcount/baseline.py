@@ -49,6 +49,9 @@ class Baseline(PageRefModel):
     def frozen_raw(self) -> int:
         return 0
 
+    def zero_count_mask(self, raw: np.ndarray) -> np.ndarray:
+        return raw == 0
+
     # ------------------------------------------------------------------ readers / setters
     def page_ref_count(self, page: int) -> int:
         """``atomic_read(&page->_refcount)``."""

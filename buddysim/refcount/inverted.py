@@ -47,6 +47,10 @@ class Inverted(Final):
     def frozen_mask(raw: np.ndarray) -> np.ndarray:
         return raw >= 0
 
+    def zero_count_mask(self, raw: np.ndarray) -> np.ndarray:
+        """Count 0: frozen (bit clear) or the abortable zero (the bare bit)."""
+        return (raw >= 0) | (raw == PAGEREF_LIVE_BIT)
+
     def raw_for_count(self, v: int) -> int:
         """``set_page_count(page, v)`` stores ``BIT | v`` (0 stays 0: frozen)."""
         v = wrap32(v)

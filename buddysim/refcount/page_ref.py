@@ -178,6 +178,13 @@ class PageRefModel:
         """Vectorised :meth:`is_frozen_raw` over an int32 array (for range checks)."""
         raise NotImplementedError
 
+    def zero_count_mask(self, raw: np.ndarray) -> np.ndarray:
+        """Vectorised ``page_ref_count(page) == 0`` over an int32 array (bad-page checks).
+
+        Generic (per element) here; the built-in encodings override it at C speed.
+        """
+        return np.fromiter((self.count_of_raw(int(r)) == 0 for r in raw), dtype=bool, count=len(raw))
+
     def raw_for_count(self, v: int) -> int:
         """The raw word ``set_page_count(page, v)`` stores (identity except in new encodings)."""
         return wrap32(v)
@@ -269,6 +276,19 @@ class PageRefModel:
         if check.is_bug and self.debug_vm is DebugVM.BUG:
             raise VMBug(finding)
         self.report(finding)
+
+    def vm_check(
+        self,
+        check: DebugCheck,
+        cond: bool,
+        pfn: int,
+        raw_before: int | None,
+        raw_after: int | None = None,
+        message: str = "",
+    ) -> None:
+        """A debug check written in another kernel file (mm/page_alloc.c, mm/internal.h),
+        evaluated with this model's CONFIG_DEBUG_VM setting and reported like its own."""
+        self._vm_check(check, cond, pfn, raw_before, raw_after, message)
 
     def _trace(self, event: str, pfn: int, val: int, ret: int | None = None) -> None:
         if self.trace is not None:
