@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from buddysim.findings import Finding, FindingError
 from buddysim.mm import mm_init
 from buddysim.mm import page_alloc as pa
@@ -27,7 +29,7 @@ from buddysim.mm.mmzone import (
     Zone,
     pglist_data,
 )
-from buddysim.mm.page_store import PageStore
+from buddysim.mm.page_store import PageStore, PG_reserved
 from buddysim.refcount.page_ref import DebugVM, PageRefModel
 from buddysim.refcount.registry import get_model, get_site_table
 from buddysim.refcount.sites import SiteTable, apply_site, apply_site_range
@@ -167,7 +169,10 @@ class Machine:
         model_cls = get_model(refcount) if isinstance(refcount, str) else refcount
         self.refs: PageRefModel = model_cls(self.store, debug_vm=debug_vm, report=self.report)
         if sites is None:
-            sites = get_site_table(model_cls.name) if isinstance(refcount, str) else model_cls.default_sites
+            own = getattr(model_cls, "SITE_TABLE", None)
+            sites = own if isinstance(own, SiteTable) else get_site_table(
+                refcount if isinstance(refcount, str) else model_cls.default_sites
+            )
         self.sites: SiteTable = get_site_table(sites) if isinstance(sites, str) else sites
 
         nr_pcp_lists = NR_LOWORDER_PCP_LISTS + (2 if self.thp else 0)
@@ -209,6 +214,10 @@ class Machine:
         ]
         #: memblock (mm/memblock.c) when built from a config; trace memblock ops change it
         self.memblock: Memblock | None = None
+        #: NODE_DATA(nid)->first_deferred_pfn for nodes with deferred struct page init
+        self.first_deferred_pfn: dict[int, int] = (
+            mm_init.first_deferred_pfns(self) if layout.deferred_struct_page_init else {}
+        )
         mm_init.memmap_init(self)
 
     @property
@@ -220,11 +229,17 @@ class Machine:
             ranges = list(self.layout.reserved)
         return [(b >> self.PAGE_SHIFT, -(-e >> self.PAGE_SHIFT)) for b, e in ranges]
 
-    def free_mem_ranges(self) -> list[tuple[int, int]]:
-        """``for_each_free_mem_range``: memory minus reserved (bytes), ascending."""
+    def free_mem_ranges(self, nid: int | None = None) -> list[tuple[int, int]]:
+        """``for_each_free_mem_range``: memory minus reserved (bytes), ascending; one node's
+        ranges when ``nid`` is given."""
         if self.memblock is not None:
-            return [(s, e) for s, e, _nid in self.memblock.for_each_free_mem_range()]
-        return self.layout.computed_free_ranges()
+            return [
+                (s, e) for s, e, n in self.memblock.for_each_free_mem_range() if nid is None or n == nid
+            ]
+        if nid is None:
+            return self.layout.computed_free_ranges()
+        mem = [(b, e) for b, e, n in self.layout.memory if n == nid]
+        return [(s, e) for s, e in self.layout.computed_free_ranges() if any(b <= s < me for b, me in mem)]
 
     @classmethod
     def from_config(cls, config: Config, *, memblock: Memblock | None = None, **kw: Any) -> Machine:
@@ -288,15 +303,35 @@ class Machine:
         pages = mm_init.memblock_free_all(self, self.free_mem_ranges())
         self.handoff_done = True
         pa.init_per_zone_wmark_min(self)
+        self.page_alloc_init_late()
         return pages
 
+    def page_alloc_init_late(self) -> int:
+        """``page_alloc_init_late()``: run deferred init on every node, then watermarks again."""
+        if not self.first_deferred_pfn:
+            return 0
+        n = sum(mm_init.deferred_init_memmap(self, nid) for nid in list(self.first_deferred_pfn))
+        pa.init_per_zone_wmark_min(self)
+        return n
+
     def early_page_initialised(self, pfn: int) -> bool:
-        """``early_page_initialised()``: false only for pfns left to deferred init."""
+        """``early_page_initialised(pfn, nid)``: false for pfns left to deferred init."""
+        for nid, first in self.first_deferred_pfn.items():
+            zone = self.node_data[nid].last_zone()
+            if zone is not None and first <= pfn < zone.zone_end_pfn:
+                return False
         return True
 
     def deferred_pages(self, zone: Zone) -> int:
-        """Pages of ``zone`` not yet initialised by deferred init (0 when it is off)."""
-        return 0
+        """Pages of ``zone`` not yet initialised by deferred init (0 once it has run)."""
+        first = self.first_deferred_pfn.get(zone.node)
+        if first is None or self.node_data[zone.node].last_zone() is not zone:
+            return 0
+        seg = self.store.flags_np[first : zone.zone_end_pfn]
+        return int(np.count_nonzero(seg & PG_reserved)) - self._reserved_in(first, zone.zone_end_pfn)
+
+    def _reserved_in(self, start: int, end: int) -> int:
+        return sum(max(0, min(e, end) - max(s, start)) for s, e in self.reserved_pfn_ranges)
 
     def adjust_managed_page_count(self, zone: Zone, count: int) -> None:
         """``adjust_managed_page_count()``: managed and totalram, then lowmem reserves."""

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from buddysim.cli.base import Command
 from buddysim.refcount.matrix import OPERATIONS, VALUE_CLASSES, matrix
-from buddysim.refcount.registry import available_models, get_model, get_site_table
+from buddysim.refcount.registry import available_models, broken_plugins, get_model, get_site_table
 from buddysim.refcount.sites import SITE_TABLES, SITES
 
 __all__ = ["ModelsCommand"]
@@ -42,6 +42,11 @@ class ModelsCommand(Command):
         for name, cls in models.items():
             table.add_row(name, cls.kernel, cls.description, get_site_table(name).name)
         console.print(table)
+        broken = broken_plugins()
+        if broken:
+            err = Console(stderr=True)
+            for name, why in broken.items():
+                err.print(f"[yellow]warning:[/] plug-in {name!r} left out: {why}")
         if args.sites:
             self._print_sites(console)
         if args.matrix:
@@ -80,6 +85,9 @@ class ModelsCommand(Command):
                 for n, c in models.items()
             },
         }
+        broken = broken_plugins()
+        if broken:
+            out["broken_plugins"] = broken
         if args.sites:
             out["site_tables"] = {
                 t.name: {s: t.action(s).describe() for s in SITES} for t in SITE_TABLES.values()

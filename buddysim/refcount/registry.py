@@ -27,6 +27,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "ModelLookupError",
     "available_models",
+    "broken_plugins",
     "get_model",
     "get_site_table",
 ]
@@ -42,15 +43,23 @@ class ModelLookupError(LookupError):
     """A model or site table name that cannot be resolved (bad input: exit 2)."""
 
 
-def _plugin_models() -> dict[str, type[PageRefModel]]:
+def _plugin_models() -> tuple[dict[str, type[PageRefModel]], dict[str, str]]:
+    """Entry-point plug-ins that load, and the load error of each one that does not."""
     found: dict[str, type[PageRefModel]] = {}
+    broken: dict[str, str] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
-            cls = ep.load()
+            found[ep.name] = _checked(ep.load(), f"entry point {ep.name!r}")
+        except ModelLookupError as e:
+            broken[ep.name] = str(e)
         except Exception as e:  # a broken third-party package must not take the CLI down
-            raise ModelLookupError(f"refcount plug-in {ep.name!r} ({ep.value}) failed to load: {e}") from e
-        found[ep.name] = _checked(cls, f"entry point {ep.name!r}")
-    return found
+            broken[ep.name] = f"refcount plug-in {ep.name!r} ({ep.value}) failed to load: {type(e).__name__}: {e}"
+    return found, broken
+
+
+def broken_plugins() -> dict[str, str]:
+    """Entry-point plug-ins that fail to load, with why (``buddysim models`` shows them)."""
+    return _plugin_models()[1]
 
 
 def _checked(cls: object, origin: str) -> type[PageRefModel]:
@@ -62,7 +71,7 @@ def _checked(cls: object, origin: str) -> type[PageRefModel]:
 def available_models() -> dict[str, type[PageRefModel]]:
     """Every model by name: built-ins first, then entry-point plug-ins."""
     models = dict(BUILTIN_MODELS)
-    for name, cls in _plugin_models().items():
+    for name, cls in _plugin_models()[0].items():
         models.setdefault(name, cls)
     return models
 
@@ -80,7 +89,14 @@ def get_model(spec: str) -> type[PageRefModel]:
         except AttributeError:
             raise ModelLookupError(f"module {module_name!r} has no attribute {attr!r}") from None
         return _checked(cls, spec)
-    models = available_models()
+    if spec in BUILTIN_MODELS:
+        return BUILTIN_MODELS[spec]
+    found, broken = _plugin_models()
+    if spec in found:
+        return found[spec]
+    if spec in broken:
+        raise ModelLookupError(broken[spec])
+    models = {**BUILTIN_MODELS, **found}
     try:
         return models[spec]
     except KeyError:

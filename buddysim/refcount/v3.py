@@ -36,6 +36,10 @@ class V3(V2):
         """``count & PAGEREF_FROZEN_BIT``, here always applied to a masked (>= 0) value."""
         return bool(count & PAGEREF_BIT)
 
+    def _check_old(self, function: str, page: int, old: int, new: int) -> None:
+        """The v3 check on the old value, applied (like every v3 check) to a masked count."""
+        super()._check_old(function, page, self.count_of_raw(old), new)
+
     def _reset_stale(self, page: int, v: int) -> None:
         """``while (v >= LIMIT) if (atomic_try_cmpxchg_relaxed(&ref, &v, bit)) break;``"""
         while self._over_limit(v):
