@@ -309,3 +309,11 @@ class pglist_data:
         self.node_start_pfn = min(starts) if starts else 0
         self.node_spanned_pages = (max(ends) - self.node_start_pfn) if ends else 0
         self.node_present_pages = sum(z.present_pages for z in node_zones)
+
+    def last_zone(self) -> Zone | None:
+        """The zone that ends where the node ends (the one ``defer_init`` defers)."""
+        end = self.node_start_pfn + self.node_spanned_pages
+        for z in reversed(self.node_zones):
+            if z.spanned_pages and z.zone_end_pfn == end:
+                return z
+        return None
