@@ -324,7 +324,8 @@ def test_machine_runs_a_plugin_model_by_module_class(monkeypatch: pytest.MonkeyP
 
     monkeypatch.syspath_prepend(str(FIXTURE_DIR))
     mm = Machine.simple(1 << 13, refcount="optimistic_cmpxchg:OptimisticCmpxchg")
-    assert mm.refs.name == "optimistic_cmpxchg"
+    assert mm.refs.name == "optimistic-cmpxchg"
+    assert mm.sites.name == "optimistic-cmpxchg"
     mm.boot()
     page = mm.alloc(GFP_KERNEL, 0, cpu=0)
     assert page is not None and mm.refs.page_ref_count(page) == 1
