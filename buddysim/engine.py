@@ -181,6 +181,10 @@ class Engine:
             "check": self._check,
             "mark": self._mark,
             "memblock_free_all": self._memblock_free_all,
+            "memblock_add": self._memblock,
+            "memblock_reserve": self._memblock,
+            "memblock_phys_free": self._memblock,
+            "memblock_phys_alloc_range": self._memblock,
         }
 
     def __repr__(self) -> str:
@@ -500,6 +504,46 @@ class Engine:
 
     def _mark(self, event: dict[str, Any]) -> None:
         self.marks[event["label"]] = self.index
+
+    def _memblock(self, event: dict[str, Any]) -> int | None:
+        """memblock operations before the handoff (mm/memblock.c); after it they are anomalies.
+
+        Memory added must lie inside the machine's zones (the zones were sized from the
+        machine config, as free_area_init sized them from memblock before the handoff).
+        """
+        mm = self.mm
+        op = event["op"]
+        if mm.handoff_done:
+            self._anomaly(event, f"{op} after memblock_free_all: memblock is gone")
+            return None
+        mb = mm.memblock
+        if mb is None:
+            self._anomaly(event, f"{op}: this machine was not built from a config (no memblock)")
+            return None
+        if op == "memblock_add":
+            base, size = event["base"], event["size"]
+            first, last = base >> mm.PAGE_SHIFT, (base + size - 1) >> mm.PAGE_SHIFT
+            if mm.page_zone(first) is None or mm.page_zone(last) is None:
+                self._anomaly(event, f"memory [{base:#x}, {base + size:#x}) lies outside the machine's zones")
+                return None
+            return mb.memblock_add_node(base, size, event.get("nid", 0), caller="trace")
+        if op == "memblock_reserve":
+            return mb.memblock_reserve(event["base"], event["size"], caller="trace")
+        if op == "memblock_phys_free":
+            return mb.memblock_phys_free(event["base"], event["size"], caller="trace")
+        align = event.get("align", 1 << mm.PAGE_SHIFT)
+        if "nid" in event and "start" not in event and "end" not in event:
+            got = mb.memblock_phys_alloc_try_nid(event["size"], align, event["nid"], caller="trace")
+        else:
+            from buddysim.mm.memblock import MEMBLOCK_ALLOC_ACCESSIBLE
+
+            got = mb.memblock_phys_alloc_range(
+                event["size"], align, event.get("start", 0), event.get("end", MEMBLOCK_ALLOC_ACCESSIBLE),
+                caller="trace",
+            )
+        if "base" in event and event["base"] != got:
+            self._anomaly(event, f"memblock_phys_alloc_range returned {got:#x}, the recording saw {event['base']:#x}")
+        return got
 
     def _memblock_free_all(self, event: dict[str, Any]) -> int:
         if self.mm.handoff_done:

@@ -1,0 +1,126 @@
+"""Options and helpers shared by the commands that build a machine (boot, replay, show, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from buddysim.config import Config, config_from_dict, resolve_config
+from buddysim.errors import BadInput
+from buddysim.machine import Machine
+from buddysim.refcount.page_ref import DebugVM
+from buddysim.refcount.registry import get_model, get_site_table
+
+__all__ = [
+    "add_machine_options",
+    "build_machine",
+    "check_output_path",
+    "config_from_header",
+    "model_list",
+    "nonneg_int",
+    "positive_int",
+]
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
+def add_machine_options(parser: argparse.ArgumentParser, *, many_models: bool = False) -> None:
+    """--refcount, --sites, --debug-vm, --strict-setters, --fail-fast."""
+    parser.add_argument(
+        "--refcount",
+        metavar="M[,M...]" if many_models else "M",
+        help="refcount model (buddysim models): a name, a plug-in name or module:Class"
+        + (
+            "; a comma list runs every model on the same input and reports the first divergence"
+            if many_models
+            else ""
+        ),
+    )
+    parser.add_argument(
+        "--sites",
+        metavar="M",
+        help="call-site table: a table name (baseline, v1, v2, final, frag-unfreeze, inverted) or a "
+        "model name (its own table); default: the model's",
+    )
+    parser.add_argument(
+        "--debug-vm",
+        choices=[d.value for d in DebugVM],
+        default=DebugVM.BUG.value,
+        help="CONFIG_DEBUG_VM: off (checks compiled out), warn (every check recorded, run goes on), "
+        "bug (VM_BUG_ON stops the operation, VM_WARN_ON_ONCE once per site; default)",
+    )
+    parser.add_argument(
+        "--strict-setters",
+        action="store_true",
+        help="report every raw set_page_count at a refcount call site (Zi Yan's proposed ban)",
+    )
+    parser.add_argument("--fail-fast", action="store_true", help="stop at the first finding")
+
+
+def model_list(spec: str | None, default: str) -> list[str]:
+    """Validate a comma list of models (bad names: BadInput with the known ones)."""
+    names = [n.strip() for n in (spec or default).split(",") if n.strip()]
+    if not names:
+        raise BadInput("--refcount: expected at least one model name")
+    for n in names:
+        get_model(n)
+    return names
+
+
+def config_from_header(machine: str | Mapping[str, Any], trace: str) -> Config:
+    """The machine a trace header names: a preset or config path, or an inline config."""
+    if isinstance(machine, str):
+        return resolve_config(machine)
+    return config_from_dict(machine, source=f"{trace}: header.machine")
+
+
+def build_machine(
+    config: Config,
+    args: argparse.Namespace,
+    refcount: str | None = None,
+    sites: str | None = None,
+    **kw: Any,
+) -> Machine:
+    """A Machine from a config and the common options (explicit refcount/sites win)."""
+    model = refcount or config.refcount
+    site_spec = sites if sites is not None else args.sites
+    if site_spec is not None:
+        get_site_table(site_spec)
+    return Machine.from_config(
+        config,
+        refcount=model,
+        sites=site_spec if site_spec is not None else config.sites,
+        debug_vm=args.debug_vm,
+        strict_setters=args.strict_setters,
+        fail_fast=args.fail_fast,
+        **kw,
+    )
+
+
+def check_output_path(path: str, force: bool) -> None:
+    """Refuse to overwrite an existing output file without --force."""
+    if path != "-" and os.path.exists(path) and not force:
+        raise BadInput("exists; pass --force to overwrite", where=path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if path != "-" and not os.path.isdir(parent):
+        raise BadInput(f"directory {parent} does not exist", where=path)

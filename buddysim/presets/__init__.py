@@ -1,0 +1,1 @@
+"""Machine presets shipped with buddysim (``NAME.toml``), read with ``importlib.resources``."""
