@@ -13,7 +13,12 @@ from collections.abc import Sequence
 
 from buddysim import __version__
 from buddysim.cli.base import Command
+from buddysim.cli.boot import BootCommand
+from buddysim.cli.check_trace import CheckTraceCommand
+from buddysim.cli.import_ import ImportCommand
+from buddysim.cli.litmus import LitmusCommand
 from buddysim.cli.models import ModelsCommand
+from buddysim.cli.replay import ReplayCommand
 from buddysim.errors import BadInput
 from buddysim.refcount.registry import ModelLookupError
 
@@ -33,7 +38,7 @@ exit codes:
   3  internal error (a bug in buddysim; --debug shows the traceback)
 """
 
-COMMANDS: tuple[type[Command], ...] = (ModelsCommand,)
+COMMANDS: tuple[type[Command], ...] = (ReplayCommand, BootCommand, ModelsCommand, CheckTraceCommand, LitmusCommand, ImportCommand)
 
 
 def build_parser() -> argparse.ArgumentParser:
