@@ -22,7 +22,7 @@ def _trace(path: Path, events: list[dict], machine: str = "tiny", **hdr) -> Path
 
 
 def _run_json(capsys, argv: list[str]) -> tuple[int, dict]:
-    code = main(argv + ["--json"])
+    code = main([*argv, "--json"])
     out = capsys.readouterr().out
     return code, json.loads(out)
 
@@ -122,9 +122,12 @@ def test_replay_double_free_is_a_finding_exit_1(tmp_path, capsys):
 def test_replay_bad_line_names_file_line_field(tmp_path, capsys):
     t = tmp_path / "t.jsonl"
     t.write_text(
-        json.dumps(make_header("tiny")) + "\n"
-        + json.dumps({"op": "alloc_pages", "order": 0, "gfp": "GFP_KERNEL"}) + "\n"
-        + json.dumps({"op": "alloc_pages", "order": "big", "gfp": "GFP_KERNEL"}) + "\n"
+        json.dumps(make_header("tiny"))
+        + "\n"
+        + json.dumps({"op": "alloc_pages", "order": 0, "gfp": "GFP_KERNEL"})
+        + "\n"
+        + json.dumps({"op": "alloc_pages", "order": "big", "gfp": "GFP_KERNEL"})
+        + "\n"
     )
     assert main(["replay", str(t)]) == 2
     err = capsys.readouterr().err
@@ -141,8 +144,14 @@ def test_replay_bad_line_names_file_line_field(tmp_path, capsys):
         ("", "empty"),
         ('{"op": "header", "version": 99, "machine": "tiny"}\n', "version"),
         ('{"op": "header", "version": 1, "machine": "tiny"}\n{"op": "nosuch"}\n', "nosuch"),
-        ('{"op": "header", "version": 1, "machine": "tiny"}\n{"op": "alloc_pages", "order": 0, "gf', "truncated"),
-        ('{"op": "header", "version": 1, "machine": "tiny"}\n{"op": "alloc_pages", "order": 1e30, "gfp": 0}\n', "order"),
+        (
+            '{"op": "header", "version": 1, "machine": "tiny"}\n{"op": "alloc_pages", "order": 0, "gf',
+            "truncated",
+        ),
+        (
+            '{"op": "header", "version": 1, "machine": "tiny"}\n{"op": "alloc_pages", "order": 1e30, "gfp": 0}\n',
+            "order",
+        ),
     ],
 )
 def test_replay_bad_inputs_exit_2(tmp_path, capsys, content, needle):
@@ -197,10 +206,12 @@ def test_replay_console_script_subprocess(tmp_path):
     t = _trace(tmp_path / "t.jsonl", _churn())
     exe = Path(sys.executable).parent / "buddysim"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "buddysim"]
-    p = subprocess.run(cmd + ["replay", str(t)], capture_output=True, text=True, env={**os.environ, "COLUMNS": "120"})
+    p = subprocess.run(
+        [*cmd, "replay", str(t)], capture_output=True, text=True, env={**os.environ, "COLUMNS": "120"}
+    )
     assert p.returncode == 0, p.stderr
     assert "nr_free_pages:" in p.stdout and "(verified)" in p.stdout
-    p = subprocess.run(cmd + ["replay", str(tmp_path / "missing.jsonl")], capture_output=True, text=True)
+    p = subprocess.run([*cmd, "replay", str(tmp_path / "missing.jsonl")], capture_output=True, text=True)
     assert p.returncode == 2 and "Traceback" not in p.stderr
 
 
