@@ -181,6 +181,7 @@ class Engine:
             "check": self._check,
             "mark": self._mark,
             "memblock_free_all": self._memblock_free_all,
+            "online_pages": self._online_pages,
             "memblock_add": self._memblock,
             "memblock_reserve": self._memblock,
             "memblock_phys_free": self._memblock,
@@ -544,6 +545,16 @@ class Engine:
         if "base" in event and event["base"] != got:
             self._anomaly(event, f"memblock_phys_alloc_range returned {got:#x}, the recording saw {event['base']:#x}")
         return got
+
+    def _online_pages(self, event: dict[str, Any]) -> int:
+        from buddysim.mm.memory_hotplug import online_pages
+
+        self._ensure_booted()
+        nid = event.get("nid", 0)
+        if nid >= len(self.mm.node_data):
+            self._anomaly(event, f"node {nid} does not exist")
+            return -22
+        return online_pages(self.mm, event["start_pfn"], event["nr_pages"], nid, event.get("online_type", "online"))
 
     def _memblock_free_all(self, event: dict[str, Any]) -> int:
         if self.mm.handoff_done:

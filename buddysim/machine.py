@@ -160,6 +160,7 @@ class Machine:
         self.min_free_kbytes = 1024
         self.totalram_pages = 0
         self.handoff_done = False
+        self.available_at_mem_init = 0
         self.config: Config | None = None
 
         end_pfn = max((z.start_pfn + z.spanned for z in layout.zones), default=0)
@@ -302,6 +303,8 @@ class Machine:
         self.build_all_zonelists()
         pages = mm_init.memblock_free_all(self, self.free_mem_ranges())
         self.handoff_done = True
+        #: what mem_init_print_info() prints as "available": nr_free_pages() before deferred init
+        self.available_at_mem_init = self.nr_free_pages()
         pa.init_per_zone_wmark_min(self)
         self.page_alloc_init_late()
         return pages
@@ -338,6 +341,14 @@ class Machine:
         zone.managed_pages += count
         self.totalram_pages += count
         pa.setup_per_zone_lowmem_reserve(self)
+
+    def zones_changed(self) -> None:
+        """Zone spans changed (memory onlining): rebuild the pfn -> zone index and zonelists."""
+        self.zones = [z for pgdat in self.node_data for z in pgdat.node_zones if z.spanned_pages]
+        ordered = sorted(self.zones, key=lambda z: z.zone_start_pfn)
+        self._zone_starts = [z.zone_start_pfn for z in ordered]
+        self._zones_by_start = ordered
+        self._zonelists.clear()
 
     # ------------------------------------------------------------------ lookups
     def page_zone(self, pfn: int) -> Zone | None:

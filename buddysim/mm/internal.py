@@ -44,6 +44,7 @@ __all__ = [
     "__find_buddy_pfn",
     "buddy_order",
     "change_pageblock_range",
+    "clear_pageblock_isolate",
     "get_pageblock_migratetype",
     "get_pfnblock_migratetype",
     "set_buddy_order",

@@ -93,6 +93,29 @@ class PageStore:
         self.private = memoryview(self.private_np)
         self.pageblock_mt = memoryview(self.pageblock_mt_np)
 
+    def grow(self, end_pfn: int) -> None:
+        """Extend the memmap to ``end_pfn`` (memory hotplug's ``sparse_add_section``).
+
+        New pfns start as holes (PG_reserved, as memmap_init leaves pfns no memory range covers)
+        until the onlined range is initialised. The memoryviews are rebuilt: holders of the old
+        views (the refcount model) must re-read them.
+        """
+        if end_pfn <= self.end_pfn:
+            return
+        extra = end_pfn - self.end_pfn
+        self.refcount_np = np.concatenate([self.refcount_np, np.zeros(extra, dtype=np.int32)])
+        self.flags_np = np.concatenate([self.flags_np, np.full(extra, PG_reserved, dtype=np.uint16)])
+        self.private_np = np.concatenate([self.private_np, np.zeros(extra, dtype=np.uint8)])
+        nr_pageblocks = (end_pfn + (1 << self.pageblock_order) - 1) >> self.pageblock_order
+        more = nr_pageblocks - len(self.pageblock_mt_np)
+        if more > 0:
+            self.pageblock_mt_np = np.concatenate([self.pageblock_mt_np, np.zeros(more, dtype=np.uint8)])
+        self.end_pfn = end_pfn
+        self.refcount = memoryview(self.refcount_np).cast("B").cast("i")
+        self.flags = memoryview(self.flags_np).cast("B").cast("H")
+        self.private = memoryview(self.private_np)
+        self.pageblock_mt = memoryview(self.pageblock_mt_np)
+
     # -- accounting -------------------------------------------------------------------
     @property
     def nbytes(self) -> int:
