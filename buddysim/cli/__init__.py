@@ -19,6 +19,7 @@ from buddysim.cli.import_ import ImportCommand
 from buddysim.cli.litmus import LitmusCommand
 from buddysim.cli.models import ModelsCommand
 from buddysim.cli.replay import ReplayCommand
+from buddysim.cli.show import ShowCommand
 from buddysim.errors import BadInput
 from buddysim.refcount.registry import ModelLookupError
 
@@ -38,7 +39,7 @@ exit codes:
   3  internal error (a bug in buddysim; --debug shows the traceback)
 """
 
-COMMANDS: tuple[type[Command], ...] = (ReplayCommand, BootCommand, ModelsCommand, CheckTraceCommand, LitmusCommand, ImportCommand)
+COMMANDS: tuple[type[Command], ...] = (ReplayCommand, ShowCommand, BootCommand, ModelsCommand, CheckTraceCommand, LitmusCommand, ImportCommand)
 
 
 def build_parser() -> argparse.ArgumentParser:
