@@ -32,7 +32,7 @@ from buddysim.mm.mmzone import (
 from buddysim.mm.page_store import PageStore, PG_reserved
 from buddysim.refcount.page_ref import DebugVM, PageRefModel
 from buddysim.refcount.registry import get_model, get_site_table
-from buddysim.refcount.sites import SiteTable, apply_site, apply_site_range
+from buddysim.refcount.sites import SiteTable, apply_site_range, site_function
 
 if TYPE_CHECKING:
     from buddysim.config import Config
@@ -176,6 +176,7 @@ class Machine:
             )
         self.sites: SiteTable = get_site_table(sites) if isinstance(sites, str) else sites
 
+        self._site_fns: dict[str, Callable[[int], object]] = {}
         nr_pcp_lists = NR_LOWORDER_PCP_LISTS + (2 if self.thp else 0)
         self.node_data: list[pglist_data] = []
         self.zones: list[Zone] = []
@@ -394,7 +395,10 @@ class Machine:
         """The kernel's refcount write at call site ``name`` on ``pfn``, per the site table."""
         if self.strict_setters:
             self._strict_setter(name, pfn, 1)
-        apply_site(self.refs, self.sites, name, pfn)
+        fn = self._site_fns.get(name)
+        if fn is None:
+            fn = self._site_fns[name] = site_function(self.refs, self.sites, name)
+        fn(pfn)
 
     def site_range(self, name: str, start: int, nr: int) -> None:
         if self.strict_setters:

@@ -433,9 +433,9 @@ def __free_pages_prepare(zone: Zone, page: int, order: int, fpi_flags: int) -> b
         store.flags_np[page + 1 : page + nr] &= np.uint16(PG_hwpoison)
         store.private_np[page + 1 : page + nr] = 0
     if check_pages:
-        reason = free_page_is_bad_reason(zone, page)
-        if reason is not None:
-            bad_page(zone, page, reason, order)
+        # free_page_is_bad(): the cheap test first, the reason only for a bad page
+        if head_flags & _BAD_AT_FREE or refs.count_of_raw(store.refcount[page]) != 0:
+            bad_page(zone, page, free_page_is_bad_reason(zone, page) or "bad page", order)
             bad += 1
         if bad:
             return False
@@ -1300,9 +1300,8 @@ def get_page_from_freelist(
                 retry = True
                 break
             if not zone.flags & ZONE_BELOW_HIGH:
-                if zone_watermark_fast(
-                    zone, order, zone.high_wmark_pages(), highest_zoneidx, alloc_flags, gfp_mask
-                ):
+                mark = zone._watermark[WMARK_HIGH] + zone.watermark_boost  # high_wmark_pages()
+                if zone_watermark_fast(zone, order, mark, highest_zoneidx, alloc_flags, gfp_mask):
                     page = _try_this_zone(preferred_zone, zone, order, gfp_mask, alloc_flags, migratetype)
                     if page is not None:
                         return page

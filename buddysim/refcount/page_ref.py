@@ -440,7 +440,8 @@ class PageRefModel:
 
     def put_page_testzero(self, page: int) -> bool:
         """mm.h ``put_page_testzero()``: VM_BUG_ON_PAGE on a zero count, then dec_and_test."""
-        self._vm_check(self._PUT_TESTZERO, self.page_ref_count(page) == 0, page, self._w[page])
+        if self.debug_vm is not DebugVM.OFF:
+            self._vm_check(self._PUT_TESTZERO, self.page_ref_count(page) == 0, page, self._w[page])
         return self.page_ref_dec_and_test(page)
 
     def folio_put_testzero(self, folio: int) -> bool:

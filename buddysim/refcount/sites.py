@@ -12,7 +12,7 @@ Gorbunov: every ``set_page_count(.., 0)`` becomes the frozen setter, every
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
@@ -28,6 +28,7 @@ __all__ = [
     "SiteTable",
     "apply_site",
     "apply_site_range",
+    "site_function",
 ]
 
 #: include/linux/page_frag_cache.h: __ALIGN_MASK(32768, ~PAGE_MASK) with 4 KiB pages
@@ -170,21 +171,23 @@ SITE_TABLES: Mapping[str, SiteTable] = MappingProxyType(
 )
 
 
+def site_function(model: PageRefModel, table: SiteTable, site: str) -> Callable[[int], object]:
+    """The model function (bound, with its argument) that ``table`` calls at ``site``."""
+    act = table.action(site)
+    kind, value = act.kind, act.value
+    if kind == "set":
+        return lambda pfn: model.set_page_count(pfn, value)
+    if kind == "frozen":
+        return model.set_frozen
+    if kind in ("init", "folio_init"):  # folio_init_count(): the head set to 1
+        return model.init_page_count
+    return lambda pfn: model.page_ref_unfreeze(pfn, value)
+
+
 def apply_site(model: PageRefModel, table: SiteTable, site: str, pfn: int) -> SiteAction:
     """Carry out what ``table`` says the kernel writes at ``site`` on page ``pfn``."""
-    act = table.action(site)
-    kind = act.kind
-    if kind == "set":
-        model.set_page_count(pfn, act.value)
-    elif kind == "frozen":
-        model.set_frozen(pfn)
-    elif kind == "init":
-        model.init_page_count(pfn)
-    elif kind == "folio_init":
-        model.init_page_count(pfn)  # folio_init_count(): the head set to 1
-    else:
-        model.page_ref_unfreeze(pfn, act.value)
-    return act
+    site_function(model, table, site)(pfn)
+    return table.action(site)
 
 
 def apply_site_range(model: PageRefModel, table: SiteTable, site: str, start: int, nr: int) -> SiteAction:
