@@ -209,50 +209,60 @@ class Engine:
                 return None
         return self._peeked[1]
 
-    def step(self) -> dict[str, Any]:
-        """Apply the next event and return it; :class:`EndOfTrace` when there is none."""
-        return self.step_result().event
-
-    def step_result(self, observe: bool = False) -> StepResult:
-        """Apply the next event; with ``observe``, also say what it returned and freed."""
+    def _next(self) -> tuple[int, dict[str, Any]]:
         if self._peeked is not None:
-            line, event = self._peeked
-            self._peeked = None
-        else:
-            try:
-                line, event = next(self._events)
-            except StopIteration:
-                raise EndOfTrace from None
+            item, self._peeked = self._peeked, None
+            return item
+        try:
+            return next(self._events)
+        except StopIteration:
+            raise EndOfTrace from None
+
+    def _apply(self, line: int, event: dict[str, Any]) -> object:
+        """Apply one event: the handler, BUGs caught, periodic sweeps, observers."""
         mm = self.mm
-        self.index += 1
+        index = self.index = self.index + 1
         self.line = line
         self.last_event = event
-        mm.event = self.index
-        n_before = mm.nr_findings
-        if observe:
-            self._freed = []
+        mm.event = index
         value: object = None
-        op = event["op"]
         try:
-            handler = self._dispatch.get(op)
+            handler = self._dispatch.get(event["op"])
             if handler is None:
-                self._anomaly(event, f"op {op!r} is not supported by this engine yet")
+                self._anomaly(event, f"op {event['op']!r} is not supported by this engine yet")
             else:
                 value = handler(event)
         except VMBug as e:
-            mm.report(e.finding.at_event(self.index, _chain_from_traceback(e.__traceback__)))
+            mm.report(e.finding.at_event(index, _chain_from_traceback(e.__traceback__)))
         except FindingError:
             if mm.fail_fast:
                 raise
         every = self.opts.check_every
-        if every and self.index % every == 0 and mm.handoff_done:
+        if every and not index % every and mm.handoff_done:
             self._run_validators(ALL_VALIDATORS)
-        for cb in self._observers:
-            cb(self, event)
+        if self._observers:
+            for cb in self._observers:
+                cb(self, event)
+        return value
+
+    def step(self) -> dict[str, Any]:
+        """Apply the next event and return it; :class:`EndOfTrace` when there is none."""
+        line, event = self._next()
+        self._apply(line, event)
+        return event
+
+    def step_result(self, observe: bool = False) -> StepResult:
+        """Apply the next event; with ``observe``, also say what it returned and freed."""
+        line, event = self._next()
+        mm = self.mm
+        n_before = len(mm.findings)
+        if observe:
+            self._freed = []
+        value = self._apply(line, event)
         freed = tuple(self._freed) if self._freed is not None else ()
         self._freed = None
-        new = tuple(mm.findings[n_before:]) if mm.nr_findings != n_before else ()
-        return StepResult(self.index, line, op, event, value, freed, new)
+        new = tuple(mm.findings[n_before:])
+        return StepResult(self.index, line, event["op"], event, value, freed, new)
 
     def run(self, until: int | Callable[[Engine], bool] | None = None) -> int:
         """Step until the trace ends, event index ``until`` is reached, or ``until(engine)``."""

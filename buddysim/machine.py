@@ -492,11 +492,13 @@ class Machine:
         if not self.check_frozen:
             return
         nr = 1 << order
-        if nr == 1:
-            raw = self.store.refcount[pfn]
-            if self.refs.is_frozen_raw(raw):
+        if nr <= 16:
+            w = self.store.refcount
+            is_frozen = self.refs.is_frozen_raw
+            bad = [p for p in range(pfn, pfn + nr) if not is_frozen(w[p])]
+            if not bad:
                 return
-            ok, first, count = False, pfn, 1
+            first, count = bad[0], len(bad)
         else:
             ok, first, count = self.refs.all_frozen(pfn, nr)
             if ok:
