@@ -481,10 +481,16 @@ class Engine:
         nc = self.caches.get(name)
         if nc is None:
             nc = self.caches[name] = pfc.page_frag_cache(name)
-        if "align" in event:
-            addr = pfc.page_frag_alloc_align(self.mm, nc, event["size"], event["gfp"], event["align"])
-        else:
-            addr = pfc.page_frag_alloc(self.mm, nc, event["size"], event["gfp"])
+        restore = self._track_free()
+        try:
+            if "align" in event:
+                addr = pfc.page_frag_alloc_align(self.mm, nc, event["size"], event["gfp"], event["align"])
+            else:
+                addr = pfc.page_frag_alloc(self.mm, nc, event["size"], event["gfp"])
+        finally:
+            if restore:
+                restore()
+        self._check_frag()
         h = event.get("handle")
         if h is not None and addr is not None:
             self.fragments[h] = addr
@@ -505,13 +511,25 @@ class Engine:
         finally:
             if restore:
                 restore()
+            self._check_frag()
 
     def _frag_drain(self, event: dict[str, Any]) -> None:
         nc = self.caches.get(event["cache"])
         if nc is None:
             self._anomaly(event, f"page_frag cache {event['cache']!r} was never used")
             return
-        pfc.page_frag_cache_drain(self.mm, nc)
+        restore = self._track_free()
+        try:
+            pfc.page_frag_cache_drain(self.mm, nc)
+        finally:
+            if restore:
+                restore()
+        self._check_frag()
+
+    def _check_frag(self) -> None:
+        """The page_frag_cache invariant after every page_frag operation (issue 6)."""
+        for f in pfc.validate_page_frag_cache(self.mm, list(self.caches.values())):
+            self.mm.report(f.at_event(self.index))
 
     def _mark(self, event: dict[str, Any]) -> None:
         self.marks[event["label"]] = self.index

@@ -440,6 +440,8 @@ def __free_pages_prepare(zone: Zone, page: int, order: int, fpi_flags: int) -> b
         if bad:
             return False
     flags[page] = head_flags & (PG_mapping | PG_mapped | PG_hwpoison)  # &= ~PAGE_FLAGS_CHECK_AT_PREP
+    if mm.frag_live:
+        mm.frag_live.pop(page, None)  # a page_frag page freed by any path is no cache page any more
     store.private[page] = 0
     return True
 

@@ -13,7 +13,9 @@ site table); a pfmemalloc page goes back with ``free_frozen_pages``.
 
 The model also keeps, per page, how many fragments are live (the kernel does not), so that the
 cache invariant "refcount - pagecnt_bias == fragments handed out and not yet freed" can be
-checked after every operation.
+checked after every page_frag operation. It counts fragment references only: a trace that
+takes other references on a cache page (get_page, a speculative get) breaks the equation
+until it drops them, and the check reports that.
 
 Simplified: addresses are x86-64 direct-map addresses (PAGE_OFFSET + pfn << PAGE_SHIFT), no
 real memory behind them; ``numa_mem_id()`` is the node of the current CPU.
@@ -150,8 +152,9 @@ def __page_frag_alloc_align(
             nc.offset = 0
             mm.frag_live.setdefault(page, 0)
         size = PAGE_SIZE << encoded_page_decode_order(encoded_page)
-        offset = (nc.offset + ~align_mask) & align_mask  # __ALIGN_KERNEL_MASK(offset, ~align_mask)
-        if offset + fragsz > size:
+        # __ALIGN_KERNEL_MASK(nc->offset, ~align_mask), unsigned int arithmetic
+        offset = ((nc.offset + ~align_mask) & align_mask) & 0xFFFFFFFF
+        if (offset + fragsz) & 0xFFFFFFFF > size:
             if fragsz > PAGE_SIZE:
                 # The caller is trying to allocate a fragment with fragsz > PAGE_SIZE, which
                 # is not supported; the cache page is kept.
@@ -172,7 +175,7 @@ def __page_frag_alloc_align(
             offset = 0
         break
     nc.pagecnt_bias -= 1
-    nc.offset = offset + fragsz
+    nc.offset = (offset + fragsz) & 0xFFFFFFFF
     head = encoded_page_decode_page(encoded_page)
     mm.frag_live[head] = mm.frag_live.get(head, 0) + 1
     return page_address(head) + offset
@@ -203,7 +206,9 @@ def page_frag_alloc_align(
     mm: Machine, nc: page_frag_cache, fragsz: int, gfp_mask: int, align: int
 ) -> int | None:
     """``page_frag_alloc_align()``: ``WARN_ON_ONCE(!is_power_of_2(align))``, then ``-align``."""
-    if align <= 0 or align & (align - 1):
+    key = ("page_frag_alloc_align", "WARN_ON_ONCE(!is_power_of_2(align))")
+    if (align <= 0 or align & (align - 1)) and key not in mm.refs._warned:
+        mm.refs._warned.add(key)
         mm.report(
             Finding(
                 "WARN_ON_ONCE",
