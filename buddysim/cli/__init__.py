@@ -15,6 +15,7 @@ from buddysim import __version__
 from buddysim.cli.base import Command
 from buddysim.cli.boot import BootCommand
 from buddysim.cli.check_trace import CheckTraceCommand
+from buddysim.cli.gen import GenCommand
 from buddysim.cli.import_ import ImportCommand
 from buddysim.cli.litmus import LitmusCommand
 from buddysim.cli.models import ModelsCommand
@@ -39,7 +40,7 @@ exit codes:
   3  internal error (a bug in buddysim; --debug shows the traceback)
 """
 
-COMMANDS: tuple[type[Command], ...] = (ReplayCommand, ShowCommand, BootCommand, ModelsCommand, CheckTraceCommand, LitmusCommand, ImportCommand)
+COMMANDS: tuple[type[Command], ...] = (ReplayCommand, ShowCommand, BootCommand, ModelsCommand, CheckTraceCommand, LitmusCommand, ImportCommand, GenCommand)
 
 
 def build_parser() -> argparse.ArgumentParser:

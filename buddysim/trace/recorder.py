@@ -65,6 +65,10 @@ def dumps_header(header: Mapping[str, Any]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
+#: one encoder for every event (json.dumps with non-default options builds one per call)
+_ENCODE = json.JSONEncoder(separators=_SEPARATORS, ensure_ascii=False).encode
+
+
 def _gfp_text(value: int | str) -> str:
     return format_gfp(parse_gfp(value))
 
@@ -81,7 +85,7 @@ def dumps_event(event: Mapping[str, Any]) -> str:
     out = {k: event[k] for k in order if k in event}
     if "gfp" in out:
         out["gfp"] = _gfp_text(out["gfp"])
-    return json.dumps(out, separators=_SEPARATORS, ensure_ascii=False)
+    return _ENCODE(out)
 
 
 def _open_for_writing(path: str) -> IO[bytes]:
