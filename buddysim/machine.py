@@ -156,7 +156,8 @@ class Machine:
         self.percpu_pagelist_high_fraction = 0
         self.defrag_mode = False
         self.page_group_by_mobility_disabled = False
-        self.user_min_free_kbytes = layout.min_free_kbytes
+        #: vm.min_free_kbytes as written by the user (-1: never), see min_free_kbytes_sysctl_handler
+        self.user_min_free_kbytes = -1
         self.min_free_kbytes = 1024
         self.totalram_pages = 0
         self.handoff_done = False
@@ -211,6 +212,8 @@ class Machine:
         self._zone_starts = [z.zone_start_pfn for z in ordered]
         self._zones_by_start = ordered
         self._zonelists: dict[tuple[int, bool, int], list[Zone]] = {}
+        #: prepare_alloc_pages() per (gfp, nid): see page_alloc.prepare_alloc_pages
+        self.alloc_context: dict[tuple[int, int], tuple[int, int, list[Zone], int]] = {}
         self.memory_pfn_ranges = [
             (-(-b >> self.PAGE_SHIFT), e >> self.PAGE_SHIFT, nid) for b, e, nid in layout.memory
         ]
@@ -297,6 +300,7 @@ class Machine:
         disabled = vm_total_pages < self.pageblock_nr_pages * MIGRATE_TYPES
         self.page_group_by_mobility_disabled = disabled
         self.store.page_group_by_mobility_disabled = disabled
+        self.alloc_context.clear()
 
     def boot(self) -> int:
         """build_all_zonelists(), memblock_free_all() over the layout's free ranges, then
@@ -308,6 +312,9 @@ class Machine:
         self.available_at_mem_init = self.nr_free_pages()
         pa.init_per_zone_wmark_min(self)
         self.page_alloc_init_late()
+        if self.layout.min_free_kbytes is not None:
+            # a configured min_free_kbytes is a vm.min_free_kbytes write after boot
+            pa.min_free_kbytes_sysctl_handler(self, self.layout.min_free_kbytes)
         return pages
 
     def page_alloc_init_late(self) -> int:
@@ -350,6 +357,7 @@ class Machine:
         self._zone_starts = [z.zone_start_pfn for z in ordered]
         self._zones_by_start = ordered
         self._zonelists.clear()
+        self.alloc_context.clear()
 
     # ------------------------------------------------------------------ lookups
     def page_zone(self, pfn: int) -> Zone | None:

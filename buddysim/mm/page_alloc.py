@@ -574,8 +574,11 @@ def put_page(mm: Machine, page: int) -> bool:
 
 # ---------------------------------------------------------------------------------- pcp
 def clamp(val: int, lo: int, hi: int) -> int:
-    """The kernel's ``clamp()``: the upper bound is tested first (matters when lo > hi)."""
-    return hi if val > hi else lo if val < lo else val
+    """The kernel's ``__clamp()`` (include/linux/minmax.h): ``val >= hi ? hi : val <= lo ? lo : val``.
+
+    The upper bound is tested first, which matters when lo > hi (tiny zones).
+    """
+    return hi if val >= hi else lo if val <= lo else val
 
 
 def nr_pcp_free(pcp: PerCpuPages, batch: int, high: int, free_high: bool) -> int:
@@ -1395,18 +1398,10 @@ def __alloc_pages_slowpath(
     return page
 
 
-def __alloc_frozen_pages_noprof(
-    mm: Machine,
-    gfp: int,
-    order: int,
-    preferred_nid: int,
-) -> int | None:
-    """``__alloc_frozen_pages_noprof()``: the heart; the page keeps its frozen refcount.
-
-    Emits mm_page_alloc (also for a failure, with pfn None, like the kernel's page=(null)).
-    """
-    if order > mm.MAX_PAGE_ORDER:
-        return None
+def prepare_alloc_pages(mm: Machine, gfp: int, preferred_nid: int) -> tuple[int, int, list[Zone], int]:
+    """``prepare_alloc_pages()`` plus the first ``alloc_flags``: (highest_zoneidx, migratetype,
+    zonelist, alloc_flags). It depends only on the gfp mask and the node, so the Machine caches
+    it (``mm.alloc_context``, cleared when zones change)."""
     try:
         highest_zoneidx = G.gfp_zone(gfp)
     except G.GfpZoneError as e:
@@ -1421,6 +1416,25 @@ def __alloc_frozen_pages_noprof(
     if migratetype == MIGRATE_MOVABLE:
         alloc_flags |= ALLOC_CMA
     alloc_flags |= alloc_flags_nofragment(mm, zonelist[0] if zonelist else None, gfp)
+    return highest_zoneidx, migratetype, zonelist, alloc_flags
+
+
+def __alloc_frozen_pages_noprof(
+    mm: Machine,
+    gfp: int,
+    order: int,
+    preferred_nid: int,
+) -> int | None:
+    """``__alloc_frozen_pages_noprof()``: the heart; the page keeps its frozen refcount.
+
+    Emits mm_page_alloc (also for a failure, with pfn None, like the kernel's page=(null)).
+    """
+    if order > mm.MAX_PAGE_ORDER:
+        return None
+    ctx = mm.alloc_context.get((gfp, preferred_nid))
+    if ctx is None:
+        ctx = mm.alloc_context[(gfp, preferred_nid)] = prepare_alloc_pages(mm, gfp, preferred_nid)
+    highest_zoneidx, migratetype, zonelist, alloc_flags = ctx
     page = None
     if zonelist:
         page = get_page_from_freelist(mm, gfp, order, alloc_flags, zonelist, highest_zoneidx, migratetype)
@@ -1447,8 +1461,9 @@ def int_sqrt(x: int) -> int:
     return math.isqrt(x)
 
 
-def calculate_min_free_kbytes(mm: Machine) -> int:
-    """``calculate_min_free_kbytes()``: ``clamp(int_sqrt(lowmem_kbytes * 16), 128, 262144)``.
+def calculate_min_free_kbytes(mm: Machine) -> None:
+    """``calculate_min_free_kbytes()``: ``clamp(int_sqrt(lowmem_kbytes * 16), 128, 262144)``,
+    applied only when larger than a value the user set (``user_min_free_kbytes``, -1 if none).
 
     ``nr_free_buffer_pages()`` sums ``managed - high_wmark`` over zones up to ZONE_NORMAL.
     """
@@ -1457,8 +1472,19 @@ def calculate_min_free_kbytes(mm: Machine) -> int:
         if z.zone_idx <= ZONE_NORMAL:
             nr_free_buffer_pages += max(z.managed_pages - z.high_wmark_pages(), 0)
     lowmem_kbytes = nr_free_buffer_pages * (mm.PAGE_SIZE >> 10)
-    new_min = int_sqrt(lowmem_kbytes * 16)
-    return max(128, min(new_min, 262144))
+    new_min_free_kbytes = int_sqrt(lowmem_kbytes * 16)
+    if new_min_free_kbytes > mm.user_min_free_kbytes:
+        mm.min_free_kbytes = clamp(new_min_free_kbytes, 128, 262144)
+
+
+def min_free_kbytes_sysctl_handler(mm: Machine, value: int) -> None:
+    """``vm.min_free_kbytes`` written: ``user_min_free_kbytes = min_free_kbytes = value``, then
+    ``setup_per_zone_wmarks()`` (watermarks and pcp sizes follow)."""
+    mm.user_min_free_kbytes = mm.min_free_kbytes = value
+    __setup_per_zone_wmarks(mm)
+    for zone in mm.zones:
+        if zone.populated_zone():
+            zone_set_pageset_high_and_batch(zone, 0)
 
 
 def __setup_per_zone_wmarks(mm: Machine) -> None:
@@ -1536,10 +1562,7 @@ def zone_set_pageset_high_and_batch(zone: Zone, cpu_online: int) -> None:
 
 def init_per_zone_wmark_min(mm: Machine) -> None:
     """``init_per_zone_wmark_min()``: min_free_kbytes, watermarks, pcp sizes, lowmem_reserve."""
-    if mm.user_min_free_kbytes is None:
-        mm.min_free_kbytes = calculate_min_free_kbytes(mm)
-    else:
-        mm.min_free_kbytes = mm.user_min_free_kbytes
+    calculate_min_free_kbytes(mm)
     __setup_per_zone_wmarks(mm)
     for zone in mm.zones:
         if zone.populated_zone():
