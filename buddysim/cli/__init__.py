@@ -20,6 +20,7 @@ from buddysim.cli.import_ import ImportCommand
 from buddysim.cli.litmus import LitmusCommand
 from buddysim.cli.models import ModelsCommand
 from buddysim.cli.replay import ReplayCommand
+from buddysim.cli.report import ReportCommand
 from buddysim.cli.show import ShowCommand
 from buddysim.errors import BadInput
 from buddysim.refcount.registry import ModelLookupError
@@ -40,7 +41,7 @@ exit codes:
   3  internal error (a bug in buddysim; --debug shows the traceback)
 """
 
-COMMANDS: tuple[type[Command], ...] = (ReplayCommand, ShowCommand, BootCommand, ModelsCommand, CheckTraceCommand, LitmusCommand, ImportCommand, GenCommand)
+COMMANDS: tuple[type[Command], ...] = (ReplayCommand, ReportCommand, ShowCommand, BootCommand, ModelsCommand, CheckTraceCommand, LitmusCommand, ImportCommand, GenCommand)
 
 
 def build_parser() -> argparse.ArgumentParser:
