@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ from buddysim.refcount.page_ref import DebugVM
 from buddysim.refcount.registry import get_model, get_site_table
 
 __all__ = [
+    "Progress",
     "add_machine_options",
     "build_machine",
     "check_output_path",
@@ -124,3 +126,31 @@ def check_output_path(path: str, force: bool) -> None:
     parent = os.path.dirname(os.path.abspath(path))
     if path != "-" and not os.path.isdir(parent):
         raise BadInput(f"directory {parent} does not exist", where=path)
+
+
+class Progress:
+    """A transient progress line on stderr (TTY only), refreshed by the caller."""
+
+    def __init__(self, enabled: bool) -> None:
+        import sys
+
+        self.enabled = enabled
+        self._t0 = time.perf_counter()
+        self._last = 0.0
+        self._file = sys.stderr
+
+    def update(self, n: int) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        rate = n / (now - self._t0) if now > self._t0 else 0
+        self._file.write(f"\r  {n:,} events  {rate:,.0f}/s ")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._file.write("\r" + " " * 50 + "\r")
+            self._file.flush()

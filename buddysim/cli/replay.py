@@ -6,13 +6,13 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
 
 from buddysim.cli.base import Command
 from buddysim.cli.common import (
+    Progress,
     add_machine_options,
     build_machine,
     check_output_path,
@@ -24,26 +24,12 @@ from buddysim.cli.common import (
 from buddysim.config import resolve_config
 from buddysim.engine import EndOfTrace, Engine, StepResult
 from buddysim.findings import FindingError
+from buddysim.lockstep import Feed, run_lockstep
 from buddysim.report.summary import render_text, summary_data
+from buddysim.trace import directed
 from buddysim.trace.reader import DEFAULT_MAX_ERRORS, TraceReader
 
 __all__ = ["ReplayCommand", "resolved_event"]
-
-
-class _Feed:
-    """One event at a time, pushed by the driver: lets several engines step in lockstep."""
-
-    def __init__(self) -> None:
-        self.item: tuple[int, dict[str, Any]] | None = None
-
-    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        return self
-
-    def __next__(self) -> tuple[int, dict[str, Any]]:
-        item, self.item = self.item, None
-        if item is None:
-            raise StopIteration
-        return item
 
 
 def resolved_event(engine: Engine, r: StepResult) -> dict[str, Any]:
@@ -73,10 +59,6 @@ def resolved_event(engine: Engine, r: StepResult) -> dict[str, Any]:
         if isinstance(v, bool) or -(1 << 31) <= v < (1 << 31):
             ev["ret"] = v
     return ev
-
-
-def _observable(r: StepResult) -> tuple[object, ...]:
-    return (r.value, r.freed, tuple((f.kind, f.function) for f in r.new_findings))
 
 
 class ReplayCommand(Command):
@@ -115,6 +97,7 @@ class ReplayCommand(Command):
         )
         parser.add_argument("--max-errors", metavar="N", type=positive_int, default=DEFAULT_MAX_ERRORS)
         parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        directed.add_replay_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         if args.record:
@@ -128,9 +111,12 @@ class ReplayCommand(Command):
                 if args.config
                 else config_from_header(header["machine"], args.trace)
             )
+            self._setup = directed.replay_setup(args, header)
+            if self._setup.initial_state is not None and self._setup.initial_state.config and not args.config:
+                config = self._setup.initial_state.config  # --initial-state BOOT.LOG: the captured machine
             models = model_list(args.refcount, header.get("refcount") or config.refcount)
             sites = args.sites if args.sites is not None else header.get("sites")
-            feed = _Feed() if len(models) > 1 else None
+            feed = Feed() if len(models) > 1 else None
             engines = []
             for m in models:
                 mm = build_machine(config, args, refcount=m, sites=sites)
@@ -143,6 +129,7 @@ class ReplayCommand(Command):
                         path=args.trace,
                     )
                 )
+            directed.replay_attach(self._setup, engines, header)
             recorder = self._recorder(args, header, engines[0]) if args.record else None
             t0 = time.perf_counter()
             try:
@@ -153,6 +140,7 @@ class ReplayCommand(Command):
                 if recorder is not None:
                     recorder.close()
             elapsed = time.perf_counter() - t0
+            directed.replay_finish(self._setup)
             for e in engines:
                 if not (args.fail_fast and e.mm.nr_findings):
                     try:
@@ -182,11 +170,10 @@ class ReplayCommand(Command):
         args: argparse.Namespace,
         reader: TraceReader,
         engines: list[Engine],
-        feed: _Feed | None,
+        feed: Feed | None,
         recorder: Any,
     ) -> dict[str, Any] | None:
-        progress = _Progress(enabled=not args.quiet and not args.json and sys.stderr.isatty())
-        divergence: dict[str, Any] | None = None
+        progress = Progress(enabled=not args.quiet and not args.json and sys.stderr.isatty())
         observe = feed is not None or recorder is not None
         try:
             if feed is None:
@@ -209,32 +196,16 @@ class ReplayCommand(Command):
                     if not engine.index & 8191:
                         progress.update(engine.index)
                 return None
-            for item in reader:
-                results = []
-                for e in engines:
-                    feed.item = item
-                    results.append(e.step_result(observe=True))
+
+            def record(results: list[StepResult]) -> None:
                 if recorder is not None:
                     recorder.write(resolved_event(engines[0], results[0]))
-                if divergence is None:
-                    obs = [_observable(r) for r in results]
-                    if any(o != obs[0] for o in obs[1:]):
-                        divergence = {
-                            "event": results[0].index,
-                            "line": results[0].line,
-                            "op": results[0].op,
-                            "models": {
-                                e.mm.refs.name: {
-                                    "value": _jsonable(r.value),
-                                    "freed": [list(x) for x in r.freed],
-                                    "findings": [f.describe() for f in r.new_findings],
-                                }
-                                for e, r in zip(engines, results, strict=True)
-                            },
-                        }
-                if not engines[0].index & 8191:
-                    progress.update(engines[0].index)
-            return divergence
+
+            def tick(index: int) -> None:
+                if not index & 8191:
+                    progress.update(index)
+
+            return run_lockstep(reader, engines, feed, record, tick)
         finally:
             progress.close()
 
@@ -268,6 +239,7 @@ class ReplayCommand(Command):
                 "events_per_second": round(rate),
             }
             reports.append(summary_data(e.mm, extra))
+        directed.replay_reports(self._setup, engines, reports)
         if args.json:
             out: dict[str, Any] = (
                 reports[0]
@@ -297,6 +269,7 @@ class ReplayCommand(Command):
                 if bad_lines:
                     lines.append(f"{bad_lines} bad lines skipped, e.g. {errors[0] if errors else ''}")
                 render_text(data, console, lines)
+                directed.replay_render(data, console)
             if len(engines) > 1:
                 if divergence is None:
                     console.print("models agree on every observable result")
@@ -312,33 +285,3 @@ class ReplayCommand(Command):
         if bad_lines or any(e.nr_anomalies for e in engines):
             return 2
         return 1 if any(e.mm.nr_findings for e in engines) else 0
-
-
-def _jsonable(v: object) -> object:
-    return v if v is None or isinstance(v, bool | int | float | str) else repr(v)
-
-
-class _Progress:
-    """A transient progress line on stderr (TTY only), refreshed by the caller."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._t0 = time.perf_counter()
-        self._last = 0.0
-        self._console = Console(stderr=True) if enabled else None
-
-    def update(self, n: int) -> None:
-        if not self.enabled or self._console is None:
-            return
-        now = time.perf_counter()
-        if now - self._last < 0.2:
-            return
-        self._last = now
-        rate = n / (now - self._t0) if now > self._t0 else 0
-        self._console.file.write(f"\r  {n:,} events  {rate:,.0f}/s ")
-        self._console.file.flush()
-
-    def close(self) -> None:
-        if self.enabled and self._console is not None:
-            self._console.file.write("\r" + " " * 50 + "\r")
-            self._console.file.flush()

@@ -12,6 +12,7 @@ from typing import Any
 from buddysim import __version__
 from buddysim.cli.base import Command
 from buddysim.cli.common import (
+    Progress,
     add_machine_options,
     build_machine,
     check_output_path,
@@ -20,11 +21,11 @@ from buddysim.cli.common import (
     nonneg_int,
     positive_int,
 )
-from buddysim.cli.replay import _Feed, _jsonable, _observable, _Progress
 from buddysim.config import resolve_config
 from buddysim.engine import EndOfTrace, Engine
 from buddysim.errors import BadInput
 from buddysim.findings import FindingError
+from buddysim.lockstep import Feed, run_lockstep
 from buddysim.report.html import render_report
 from buddysim.report.series import (
     DATA_FILES,
@@ -144,7 +145,7 @@ class ReportCommand(Command):
                     f"orders are 0..{config.max_page_order} (MAX_PAGE_ORDER), got {index_orders[-1]}",
                     field="--index-orders",
                 )
-            feed = _Feed() if len(models) > 1 else None
+            feed = Feed() if len(models) > 1 else None
             engines: list[Engine] = []
             samplers: list[Sampler] = []
             for m in models:
@@ -193,11 +194,10 @@ class ReportCommand(Command):
         return 1 if any(e.mm.nr_findings for e in engines) else 0
 
     def _drive(
-        self, args: argparse.Namespace, reader: TraceReader, engines: list[Engine], feed: _Feed | None
+        self, args: argparse.Namespace, reader: TraceReader, engines: list[Engine], feed: Feed | None
     ) -> dict[str, Any] | None:
         """Step every engine through the trace (in lockstep when several); the first divergence."""
-        progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
-        divergence: dict[str, Any] | None = None
+        progress = Progress(enabled=not args.quiet and sys.stderr.isatty())
         try:
             if feed is None:
                 engine = engines[0]
@@ -209,30 +209,12 @@ class ReportCommand(Command):
                     if not engine.index & 8191:
                         progress.update(engine.index)
                 return None
-            for item in reader:
-                results = []
-                for e in engines:
-                    feed.item = item
-                    results.append(e.step_result(observe=divergence is None))
-                if divergence is None:
-                    obs = [_observable(r) for r in results]
-                    if any(o != obs[0] for o in obs[1:]):
-                        divergence = {
-                            "event": results[0].index,
-                            "line": results[0].line,
-                            "op": results[0].op,
-                            "models": {
-                                e.mm.refs.name: {
-                                    "value": _jsonable(r.value),
-                                    "freed": [list(x) for x in r.freed],
-                                    "findings": [f.describe() for f in r.new_findings],
-                                }
-                                for e, r in zip(engines, results, strict=True)
-                            },
-                        }
-                if not engines[0].index & 8191:
-                    progress.update(engines[0].index)
-            return divergence
+
+            def tick(index: int) -> None:
+                if not index & 8191:
+                    progress.update(index)
+
+            return run_lockstep(reader, engines, feed, on_step=tick, observe_after_divergence=False)
         finally:
             progress.close()
 
