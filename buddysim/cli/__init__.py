@@ -17,6 +17,7 @@ from buddysim.cli.boot import BootCommand
 from buddysim.cli.check_trace import CheckTraceCommand
 from buddysim.cli.gen import GenCommand
 from buddysim.cli.import_ import ImportCommand
+from buddysim.cli.inspect import InspectCommand
 from buddysim.cli.litmus import LitmusCommand
 from buddysim.cli.models import ModelsCommand
 from buddysim.cli.replay import ReplayCommand
@@ -41,7 +42,7 @@ exit codes:
   3  internal error (a bug in buddysim; --debug shows the traceback)
 """
 
-COMMANDS: tuple[type[Command], ...] = (ReplayCommand, ReportCommand, ShowCommand, BootCommand, ModelsCommand, CheckTraceCommand, LitmusCommand, ImportCommand, GenCommand)
+COMMANDS: tuple[type[Command], ...] = (ReplayCommand, ReportCommand, ShowCommand, BootCommand, ModelsCommand, CheckTraceCommand, LitmusCommand, ImportCommand, GenCommand, InspectCommand)
 
 
 def build_parser() -> argparse.ArgumentParser:
