@@ -23,7 +23,7 @@ import numpy as np
 
 from buddysim.mm.internal import PB_migrate_isolate
 from buddysim.mm.mmzone import MIGRATE_ISOLATE, MIGRATE_TYPES
-from buddysim.mm.page_store import PG_buddy, PG_reserved
+from buddysim.report.pagemap import pageblock_free_pages, pages_per_pageblock, usable_pfn_ranges
 
 if TYPE_CHECKING:
     from buddysim.machine import Machine
@@ -34,49 +34,22 @@ __all__ = ["DEFAULT_MAX_CELLS", "free_pages_per_pageblock", "pageblock_snapshot"
 #: cells per zone before pageblocks are binned
 DEFAULT_MAX_CELLS = 2048
 
-#: pages scanned per numpy pass (bounds the temporaries on huge machines)
-_CHUNK = 1 << 24
 
+def free_pages_per_pageblock(mm: Machine, zone: Zone) -> tuple[np.ndarray, np.ndarray]:
+    """Free (buddy) and unusable (hole or memblock-reserved) pages in each pageblock of ``zone``.
 
-def free_pages_per_pageblock(mm: Machine, start_pfn: int, end_pfn: int) -> tuple[np.ndarray, np.ndarray]:
-    """Free (buddy) and reserved pages in each pageblock overlapping ``[start_pfn, end_pfn)``.
-
-    Returns two int64 arrays indexed from pageblock ``start_pfn >> pageblock_order``. A free block
-    of order >= pageblock_order covers whole pageblocks (a difference array over pageblocks);
-    smaller ones lie inside one pageblock (a weighted bincount of their heads).
+    The free pages come from the free lists (:func:`buddysim.report.pagemap.pageblock_free_pages`,
+    no per-page reads); the unusable ones from the memory and reserved ranges.
     """
-    store = mm.store
     pb = mm.pageblock_order
-    nr_pb_pages = 1 << pb
-    first = start_pfn >> pb
-    last = (end_pfn + nr_pb_pages - 1) >> pb
-    n = max(0, last - first)
-    free = np.zeros(n + 1, dtype=np.int64)
-    whole = np.zeros(n + 1, dtype=np.int64)  # difference array: pageblocks fully free
-    reserved = np.zeros(n, dtype=np.int64)
-    end_pfn = min(end_pfn, store.end_pfn)
-    for lo in range(start_pfn, end_pfn, _CHUNK):
-        hi = min(end_pfn, lo + _CHUNK)
-        flags = store.flags_np[lo:hi]
-        heads = np.flatnonzero(flags & PG_buddy) + lo
-        if heads.size:
-            orders = store.private_np[heads].astype(np.int64)
-            small = orders < pb
-            idx = (heads[small] >> pb) - first
-            free[: n + 1] += np.bincount(idx, weights=np.left_shift(1, orders[small]), minlength=n + 1)[
-                : n + 1
-            ].astype(np.int64)
-            big_heads = heads[~small]
-            if big_heads.size:
-                b0 = (big_heads >> pb) - first
-                b1 = np.minimum(b0 + np.left_shift(1, orders[~small] - pb), n)
-                np.add.at(whole, b0, 1)
-                np.add.at(whole, b1, -1)
-        res = np.flatnonzero(flags & PG_reserved) + lo
-        if res.size:
-            reserved += np.bincount((res >> pb) - first, minlength=n)[:n]
-    free = free[:n] + np.cumsum(whole)[:n] * nr_pb_pages
-    return free, reserved
+    start, end = zone.zone_start_pfn, zone.zone_end_pfn
+    first = start >> pb
+    n = ((end - 1) >> pb) - first + 1 if zone.spanned_pages else 0
+    free, _visited = pageblock_free_pages(zone)
+    usable = pages_per_pageblock(usable_pfn_ranges(mm), first, n, pb, start, end)
+    block_start = (first + np.arange(n, dtype=np.int64)) << pb
+    span = np.minimum(block_start + (1 << pb), end) - np.maximum(block_start, start)
+    return free, span - usable
 
 
 def zone_pageblock_map(mm: Machine, zone: Zone, max_cells: int = DEFAULT_MAX_CELLS) -> dict[str, Any]:
@@ -90,7 +63,7 @@ def zone_pageblock_map(mm: Machine, zone: Zone, max_cells: int = DEFAULT_MAX_CEL
     bits = mm.store.pageblock_mt_np[first:last].astype(np.int64)
     mt = np.where(bits & PB_migrate_isolate, MIGRATE_ISOLATE, bits & 0x7)
     mt = np.minimum(mt, MIGRATE_TYPES - 1)
-    free, reserved = free_pages_per_pageblock(mm, start, end)
+    free, reserved = free_pages_per_pageblock(mm, zone)
     # pages of each pageblock inside the zone (the first and last may be partial)
     pb_start = (np.arange(n, dtype=np.int64) + first) << pb
     pages = np.minimum(pb_start + nr_pb_pages, end) - np.maximum(pb_start, start)
