@@ -34,6 +34,8 @@ from buddysim.mm.mmzone import MIGRATE_TYPES, migratetype_names
 __all__ = ["Anomaly", "EndOfTrace", "Engine", "EngineView", "StepResult", "ZoneView"]
 
 _free_pages = pa.__free_pages
+_alloc_pages = pa.__alloc_pages_noprof
+_alloc_frozen_pages = pa.__alloc_frozen_pages_noprof
 
 
 class EndOfTrace(Exception):
@@ -359,21 +361,34 @@ class Engine:
 
     # ------------------------------------------------------------------ op handlers
     def _alloc_pages(self, event: dict[str, Any]) -> int | None:
-        self._ensure_booted()
+        mm = self.mm
+        if not mm.handoff_done:
+            self._boot(mm)
         order = event["order"]
-        if order > self.mm.MAX_PAGE_ORDER:
-            self._anomaly(event, f"order {order} exceeds MAX_PAGE_ORDER {self.mm.MAX_PAGE_ORDER}")
+        if order > mm.MAX_PAGE_ORDER:
+            self._anomaly(event, f"order {order} exceeds MAX_PAGE_ORDER {mm.MAX_PAGE_ORDER}")
             return None
-        self._cpu(event)
+        cpu = event.get("cpu")
+        if cpu is not None:
+            if cpu >= mm.nr_cpus:
+                self._anomaly(event, f"cpu {cpu} does not exist (machine has {mm.nr_cpus} CPUs)")
+                return None
+            mm.cpu = cpu
         nid = event.get("nid")
-        if nid is not None and nid >= len(self.mm.node_data):
+        if nid is None:
+            nid = mm.cpu_to_node[mm.cpu]
+        elif nid >= len(mm.node_data):
             self._anomaly(event, f"node {nid} does not exist")
             return None
-        pfn = self.mm.alloc(event["gfp"], order, nid=nid, frozen=event["op"] == "alloc_frozen_pages")
+        if event["op"] == "alloc_frozen_pages":
+            pfn = _alloc_frozen_pages(mm, event["gfp"], order, nid)
+        else:
+            pfn = _alloc_pages(mm, event["gfp"], order, nid)
         h = event.get("handle")
         if h is not None and pfn is not None:
             self.handles[h] = (pfn, order)
-            self.freed_handles.pop(h, None)
+            if self.freed_handles:
+                self.freed_handles.pop(h, None)
         return pfn
 
     def _track_free(self) -> Callable[[], None] | None:
@@ -397,22 +412,30 @@ class Engine:
         return restore
 
     def _free_pages(self, event: dict[str, Any]) -> None:
-        self._ensure_booted()
-        rec = self._page(event)
+        mm = self.mm
+        if not mm.handoff_done:
+            self._boot(mm)
+        h = event.get("handle")
+        rec = self.handles.get(h) if h is not None else None
         if rec is None:
-            return
-        pfn, _ = rec
-        self._cpu(event)
-        restore = self._track_free()
+            rec = self._page(event)
+            if rec is None:
+                return
+        cpu = event.get("cpu")
+        if cpu is not None:
+            if cpu >= mm.nr_cpus:
+                self._anomaly(event, f"cpu {cpu} does not exist (machine has {mm.nr_cpus} CPUs)")
+                return
+            mm.cpu = cpu
+        restore = self._track_free() if self._freed is not None else None
         try:
             if event["op"] == "free_frozen_pages":
-                pa.free_frozen_pages(self.mm, pfn, event["order"])
+                pa.free_frozen_pages(mm, rec[0], event["order"])
             else:
-                _free_pages(self.mm, pfn, event["order"])
+                _free_pages(mm, rec[0], event["order"])
         finally:
             if restore:
                 restore()
-        h = event.get("handle")
         if h is not None and h in self.handles:
             self._released(h, rec)
 
