@@ -27,6 +27,39 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "trace-format.md"
 
 # (line as a trace writes it, the dict the engine receives)
 GOOD: list[tuple[str, dict[str, Any]]] = [
+    # the recorded-only ops (buddysim import ftrace; directed replay)
+    (
+        '{"op":"mm_page_alloc_zone_locked","pfn":4096,"order":0,"migratetype":"Movable","percpu_refill":true,"cpu":1}',
+        {
+            "op": "mm_page_alloc_zone_locked",
+            "pfn": 4096,
+            "order": 0,
+            "migratetype": "Movable",
+            "percpu_refill": True,
+            "cpu": 1,
+        },
+    ),
+    (
+        '{"op":"mm_page_pcpu_drain","pfn":4097,"order":0,"migratetype":"Unmovable"}',
+        {"op": "mm_page_pcpu_drain", "pfn": 4097, "order": 0, "migratetype": "Unmovable"},
+    ),
+    (
+        '{"op":"mm_page_alloc_extfrag","pfn":8192,"alloc_order":0,"fallback_order":9,'
+        '"alloc_migratetype":"Unmovable","fallback_migratetype":"Movable","change_ownership":true}',
+        {
+            "op": "mm_page_alloc_extfrag",
+            "pfn": 8192,
+            "alloc_order": 0,
+            "fallback_order": 9,
+            "alloc_migratetype": "Unmovable",
+            "fallback_migratetype": "Movable",
+            "change_ownership": True,
+        },
+    ),
+    (
+        '{"op":"mm_page_free_batched","pfn":12345}',
+        {"op": "mm_page_free_batched", "pfn": 12345},
+    ),
     (
         '{"op":"memblock_add","base":0,"size":4294967296,"nid":1}',
         {"op": "memblock_add", "base": 0, "size": 4294967296, "nid": 1},
@@ -140,6 +173,10 @@ def test_op_list() -> None:
         "page_frag_free",
         "page_frag_cache_drain",
         "drain_all_pages",
+        "mm_page_alloc_zone_locked",
+        "mm_page_pcpu_drain",
+        "mm_page_alloc_extfrag",
+        "mm_page_free_batched",
         "check",
         "mark",
     )

@@ -23,7 +23,8 @@ ALL_OPS = (
     "memblock_add, memblock_reserve, memblock_phys_free, memblock_phys_alloc_range, memblock_free_all, "
     "online_pages, alloc_pages, alloc_frozen_pages, __free_pages, free_frozen_pages, put_page, get_page, "
     "folio_try_get, folio_put, page_ref, page_frag_alloc, page_frag_free, page_frag_cache_drain, "
-    "drain_all_pages, check, mark"
+    "drain_all_pages, mm_page_alloc_zone_locked, mm_page_pcpu_drain, mm_page_alloc_extfrag, "
+    "mm_page_free_batched, check, mark"
 )
 FIRST_LINE = '{"op": "header", "version": 1, "machine": ...}'
 

@@ -40,6 +40,7 @@ __all__ = [
     "MAX_ORDER_SCHEMA",
     "OPS",
     "PAGE_REF_FUNCTIONS",
+    "RECORDED_OPS",
     "REF_OPS",
     "SUPPORTED_VERSIONS",
     "AllocFrozenPages",
@@ -59,6 +60,10 @@ __all__ = [
     "MemblockPhysAllocRange",
     "MemblockPhysFree",
     "MemblockReserve",
+    "MmPageAllocExtfrag",
+    "MmPageAllocZoneLocked",
+    "MmPageFreeBatched",
+    "MmPagePcpuDrain",
     "OnlinePages",
     "PageFragAlloc",
     "PageFragCacheDrain",
@@ -491,6 +496,58 @@ class DrainAllPages(TypedDict):
     nid: NotRequired[Nid]
 
 
+# ---------------------------------------------------------------- recorded-only ops (kmem tracepoints)
+# What a capture of a real kernel (buddysim import ftrace) observed, named after the tracepoint
+# (include/trace/events/kmem.h). They describe a move the kernel made, not a call to replay:
+# only directed replay (buddysim replay --directed) applies them.
+@with_config(_STRICT)
+class MmPageAllocZoneLocked(TypedDict):
+    """``mm_page_alloc_zone_locked``: ``__rmqueue_smallest`` took this block off the buddy lists."""
+
+    op: Literal["mm_page_alloc_zone_locked"]
+    pfn: Pfn
+    order: Order
+    migratetype: MigratetypeName
+    #: pcp_allowed_order(order) && migratetype < MIGRATE_PCPTYPES (not proof of a pcp refill)
+    percpu_refill: bool
+    cpu: NotRequired[Cpu]
+
+
+@with_config(_STRICT)
+class MmPagePcpuDrain(TypedDict):
+    """``mm_page_pcpu_drain``: ``free_pcppages_bulk`` moved this block from a pcp list to the buddy."""
+
+    op: Literal["mm_page_pcpu_drain"]
+    pfn: Pfn
+    order: Order
+    migratetype: MigratetypeName
+    cpu: NotRequired[Cpu]
+
+
+@with_config(_STRICT)
+class MmPageAllocExtfrag(TypedDict):
+    """``mm_page_alloc_extfrag``: a fallback allocation (claim or steal) from another migratetype."""
+
+    op: Literal["mm_page_alloc_extfrag"]
+    pfn: Pfn
+    alloc_order: Order
+    fallback_order: Order
+    alloc_migratetype: MigratetypeName
+    fallback_migratetype: MigratetypeName
+    change_ownership: NotRequired[bool]
+    cpu: NotRequired[Cpu]
+
+
+@with_config(_STRICT)
+class MmPageFreeBatched(TypedDict):
+    """``mm_page_free_batched`` (old name ``mm_pagevec_free``): a free through a folio batch."""
+
+    op: Literal["mm_page_free_batched"]
+    pfn: Pfn
+    order: NotRequired[Order]
+    cpu: NotRequired[Cpu]
+
+
 @with_config(_STRICT)
 class Check(TypedDict):
     """Assertions on the simulated state at this point; a failed one is a finding."""
@@ -589,6 +646,10 @@ Event: TypeAlias = Annotated[
     | Annotated[PageFragFree, AfterValidator(_one_page)]
     | PageFragCacheDrain
     | DrainAllPages
+    | MmPageAllocZoneLocked
+    | MmPagePcpuDrain
+    | MmPageAllocExtfrag
+    | MmPageFreeBatched
     | Annotated[Check, AfterValidator(_check_rules)]
     | Mark,
     Field(discriminator="op"),
@@ -614,6 +675,10 @@ _EVENT_TYPES: tuple[type, ...] = (
     PageFragFree,
     PageFragCacheDrain,
     DrainAllPages,
+    MmPageAllocZoneLocked,
+    MmPagePcpuDrain,
+    MmPageAllocExtfrag,
+    MmPageFreeBatched,
     Check,
     Mark,
 )
@@ -632,6 +697,10 @@ REF_OPS: frozenset[str] = frozenset(
         "page_ref",
         "page_frag_free",
     }
+)
+#: recorded-only ops: what a capture observed (kmem tracepoints); only directed replay applies them
+RECORDED_OPS: frozenset[str] = frozenset(
+    {"mm_page_alloc_zone_locked", "mm_page_pcpu_drain", "mm_page_alloc_extfrag", "mm_page_free_batched"}
 )
 #: op name → its keys in declaration order ("op" first): the recorder's stable key order
 FIELD_ORDER: dict[str, tuple[str, ...]] = {op: tuple(t.__annotations__) for op, t in OPS.items()}
