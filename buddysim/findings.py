@@ -43,6 +43,24 @@ class Finding:
     event: int | None = None
     extra: tuple[tuple[str, object], ...] = field(default=())
 
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready fields (reports, --json, data files)."""
+        return {
+            "event": self.event,
+            "kind": self.kind,
+            "function": self.function,
+            "check": self.check,
+            "pfn": self.pfn,
+            "order": self.order,
+            "raw_before": self.raw_before,
+            "raw_after": self.raw_after,
+            "count": self.count,
+            "model": self.model,
+            "sites": self.sites,
+            "chain": list(self.chain),
+            "message": self.message,
+        }
+
     def at_event(self, event: int | None, chain: tuple[str, ...] = ()) -> Finding:
         """The same finding, numbered by trace event and given its call chain."""
         return replace(self, event=event, chain=chain or self.chain)

@@ -42,7 +42,18 @@ exit codes:
   3  internal error (a bug in buddysim; --debug shows the traceback)
 """
 
-COMMANDS: tuple[type[Command], ...] = (ReplayCommand, ReportCommand, ShowCommand, BootCommand, ModelsCommand, CheckTraceCommand, LitmusCommand, ImportCommand, GenCommand, InspectCommand)
+COMMANDS: tuple[type[Command], ...] = (
+    ReplayCommand,
+    ReportCommand,
+    ShowCommand,
+    BootCommand,
+    ModelsCommand,
+    CheckTraceCommand,
+    LitmusCommand,
+    ImportCommand,
+    GenCommand,
+    InspectCommand,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

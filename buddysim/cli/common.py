@@ -15,8 +15,10 @@ from buddysim.refcount.page_ref import DebugVM
 from buddysim.refcount.registry import get_model, get_site_table
 
 __all__ = [
+    "TRACE_HELP",
     "Progress",
     "add_machine_options",
+    "add_trace_arguments",
     "build_machine",
     "check_output_path",
     "config_from_header",
@@ -44,6 +46,17 @@ def nonneg_int(text: str) -> int:
     if v < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return v
+
+
+TRACE_HELP = "trace file (.jsonl, .jsonl.gz, .jsonl.xz; - for stdin)"
+
+
+def add_trace_arguments(parser: argparse.ArgumentParser, trace_help: str = TRACE_HELP) -> None:
+    """The TRACE positional and ``--config`` (a machine that overrides the trace header's)."""
+    parser.add_argument("trace", metavar="TRACE", help=trace_help)
+    parser.add_argument(
+        "--config", metavar="X", help="machine preset or config file (overrides the trace header)"
+    )
 
 
 def add_machine_options(parser: argparse.ArgumentParser, *, many_models: bool = False) -> None:

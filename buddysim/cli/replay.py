@@ -14,6 +14,7 @@ from buddysim.cli.base import Command
 from buddysim.cli.common import (
     Progress,
     add_machine_options,
+    add_trace_arguments,
     build_machine,
     check_output_path,
     config_from_header,
@@ -71,13 +72,8 @@ class ReplayCommand(Command):
     """
 
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "trace", metavar="TRACE", help="trace file (.jsonl, .jsonl.gz, .jsonl.xz; - for stdin)"
-        )
+        add_trace_arguments(parser)
         add_machine_options(parser, many_models=True)
-        parser.add_argument(
-            "--config", metavar="X", help="machine preset or config file (overrides the header)"
-        )
         parser.add_argument(
             "--check-every",
             metavar="N",

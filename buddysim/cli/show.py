@@ -8,7 +8,13 @@ import sys
 from collections.abc import Callable
 
 from buddysim.cli.base import Command
-from buddysim.cli.common import add_machine_options, build_machine, config_from_header, model_list
+from buddysim.cli.common import (
+    add_machine_options,
+    add_trace_arguments,
+    build_machine,
+    config_from_header,
+    model_list,
+)
 from buddysim.config import resolve_config
 from buddysim.engine import Engine
 from buddysim.errors import BadInput
@@ -36,9 +42,7 @@ class ShowCommand(Command):
     """
 
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "trace", metavar="TRACE", help="trace file, or a preset/config (state after boot)"
-        )
+        add_trace_arguments(parser, "trace file, or a preset/config (state after boot)")
         parser.add_argument(
             "--format",
             choices=[*FORMATS, "json"],
@@ -46,9 +50,6 @@ class ShowCommand(Command):
             help="output format (default buddyinfo)",
         )
         parser.add_argument("--at", metavar="N|LABEL", help="stop after event N, or at the mark LABEL")
-        parser.add_argument(
-            "--config", metavar="X", help="machine preset or config file (overrides the header)"
-        )
         add_machine_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:

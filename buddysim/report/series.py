@@ -31,7 +31,6 @@ from typing import Any
 
 from buddysim.engine import Engine, EngineView
 from buddysim.errors import BadInput
-from buddysim.findings import Finding
 from buddysim.mm import vmstat
 from buddysim.mm.mmzone import MIGRATE_TYPES, PAGE_ALLOC_COSTLY_ORDER, migratetype_names
 from buddysim.report.pageblock_map import DEFAULT_MAX_CELLS, pageblock_snapshot
@@ -199,23 +198,6 @@ def _indices(free_per_order: Sequence[int], max_order: int) -> tuple[list[int], 
     return unusable, extfrag
 
 
-def _finding_row(f: Finding) -> dict[str, Any]:
-    return {
-        "event": f.event,
-        "kind": f.kind,
-        "function": f.function,
-        "check": f.check,
-        "pfn": f.pfn,
-        "order": f.order,
-        "raw_before": f.raw_before,
-        "raw_after": f.raw_after,
-        "count": f.count,
-        "chain": list(f.chain),
-        "model": f.model,
-        "message": f.message,
-    }
-
-
 def _run_data(s: Sampler, index_orders: Sequence[int]) -> dict[str, Any]:
     mm = s.engine.mm
     nr_orders = mm.NR_PAGE_ORDERS
@@ -277,7 +259,7 @@ def _run_data(s: Sampler, index_orders: Sequence[int]) -> dict[str, Any]:
         "nr_findings": [r.nr_findings for r in rows],
         "nr_findings_total": mm.nr_findings,
         "findings_kept": len(mm.findings),
-        "findings": [_finding_row(f) for f in mm.findings[:MAX_TABLE_FINDINGS]],
+        "findings": [f.as_dict() for f in mm.findings[:MAX_TABLE_FINDINGS]],
         "finding_events": [list(x) for x in finding_events[:MAX_FINDING_EVENTS]],
         "finding_events_truncated": len(finding_events) > MAX_FINDING_EVENTS,
         "marks": [list(m) for m in s.marks],

@@ -50,28 +50,10 @@ def findings_by_kind(mm: Machine) -> list[dict[str, Any]]:
                 "function": key[1],
                 "count": n,
                 "pages": pages.get(key, 0),
-                "first": _finding_dict(f) if f is not None else None,
+                "first": f.as_dict() if f is not None else None,
             }
         )
     return rows
-
-
-def _finding_dict(f: Finding) -> dict[str, Any]:
-    return {
-        "event": f.event,
-        "kind": f.kind,
-        "function": f.function,
-        "check": f.check,
-        "pfn": f.pfn,
-        "order": f.order,
-        "raw_before": f.raw_before,
-        "raw_after": f.raw_after,
-        "count": f.count,
-        "model": f.model,
-        "sites": f.sites,
-        "chain": list(f.chain),
-        "message": f.message,
-    }
 
 
 def summary_data(mm: Machine, extra: dict[str, Any] | None = None, max_findings: int = 50) -> dict[str, Any]:
@@ -111,7 +93,7 @@ def summary_data(mm: Machine, extra: dict[str, Any] | None = None, max_findings:
         "verified": counted == counters,
         "nr_findings": mm.nr_findings,
         "findings_by_kind": findings_by_kind(mm),
-        "findings": [_finding_dict(f) for f in mm.findings[:max_findings]],
+        "findings": [f.as_dict() for f in mm.findings[:max_findings]],
     }
     if extra:
         data.update(extra)
