@@ -58,35 +58,26 @@ class Final(V3):
 
     def _check_modify(self, function: str, page: int) -> None:
         """``VM_WARN_ON_ONCE_PAGE(__page_is_frozen(page), page)`` before the atomic op."""
-        if self.debug_vm is DebugVM.OFF:
-            return
+        if self.debug_vm is DebugVM.OFF or not self.__page_is_frozen(page):
+            return  # the check object is built only when the check fires
         self._vm_check(
-            DebugCheck("VM_WARN_ON_ONCE_PAGE", function, "__page_is_frozen(page)"),
-            self.__page_is_frozen(page),
-            page,
-            self._w[page],
+            DebugCheck("VM_WARN_ON_ONCE_PAGE", function, "__page_is_frozen(page)"), True, page, self._w[page]
         )
 
     def _check_old(self, function: str, page: int, old: int, new: int) -> None:
         """``VM_WARN_ON_ONCE_{PAGE,FOLIO}(__page_count_is_frozen(ret -/+ n))``."""
-        if self.debug_vm is DebugVM.OFF:
+        if self.debug_vm is DebugVM.OFF or not self.page_count_is_frozen(old):
             return
         macro = "VM_WARN_ON_ONCE_FOLIO" if function.startswith("folio_") else "VM_WARN_ON_ONCE_PAGE"
-        self._vm_check(
-            DebugCheck(macro, function, "__page_count_is_frozen(old)"),
-            self.page_count_is_frozen(old),
-            page,
-            old,
-            new,
-        )
+        self._vm_check(DebugCheck(macro, function, "__page_count_is_frozen(old)"), True, page, old, new)
 
     def _check_and_test(self, function: str, page: int, nr: int, ret: bool, raw: int) -> None:
         """``VM_WARN_ON_ONCE_PAGE(__page_count_is_frozen(ret + nr))`` with boolean ``ret``."""
-        if self.debug_vm is DebugVM.OFF:
+        if self.debug_vm is DebugVM.OFF or not self.page_count_is_frozen(wrap32(int(ret) + nr)):
             return
         self._vm_check(
             DebugCheck("VM_WARN_ON_ONCE_PAGE", function, "__page_count_is_frozen(ret + nr)"),
-            self.page_count_is_frozen(wrap32(int(ret) + nr)),
+            True,
             page,
             None,
             raw,

@@ -53,7 +53,9 @@ def _plugin_models() -> tuple[dict[str, type[PageRefModel]], dict[str, str]]:
         except ModelLookupError as e:
             broken[ep.name] = str(e)
         except Exception as e:  # a broken third-party package must not take the CLI down
-            broken[ep.name] = f"refcount plug-in {ep.name!r} ({ep.value}) failed to load: {type(e).__name__}: {e}"
+            broken[ep.name] = (
+                f"refcount plug-in {ep.name!r} ({ep.value}) failed to load: {type(e).__name__}: {e}"
+            )
     return found, broken
 
 

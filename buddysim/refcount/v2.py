@@ -62,25 +62,16 @@ class V2(FrozenBitModel):
 
     def _check_modify(self, function: str, page: int) -> None:
         """``VM_BUG_ON(__page_count_is_frozen(page_count(page)))`` before the atomic op."""
-        if self.debug_vm is DebugVM.OFF:
-            return
-        self._vm_check(
-            DebugCheck(self.CHECK_MACRO, function, self.PREDICATE_TEXT),
-            self.page_count_is_frozen(self.page_count(page)),
-            page,
-            self._w[page],
-        )
+        if self.debug_vm is DebugVM.OFF or not self.page_count_is_frozen(self.page_count(page)):
+            return  # the check object is built only when the check fires
+        self._vm_check(DebugCheck(self.CHECK_MACRO, function, self.PREDICATE_TEXT), True, page, self._w[page])
 
     def _check_old(self, function: str, page: int, old: int, new: int) -> None:
         """``VM_BUG_ON(__page_count_is_frozen(ret -/+ n))``: the test on the old value."""
-        if self.debug_vm is DebugVM.OFF:
+        if self.debug_vm is DebugVM.OFF or not self.page_count_is_frozen(old):
             return
         self._vm_check(
-            DebugCheck(self.CHECK_MACRO, function, "__page_count_is_frozen(old)"),
-            self.page_count_is_frozen(old),
-            page,
-            old,
-            new,
+            DebugCheck(self.CHECK_MACRO, function, "__page_count_is_frozen(old)"), True, page, old, new
         )
 
     def page_ref_add_unless_zero(self, page: int, nr: int) -> bool:
