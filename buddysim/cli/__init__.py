@@ -38,7 +38,7 @@ exit codes:
   1  findings: invariant violations, debug-check hits, bad pages (or a litmus verdict that
      differs from the scenario's expectation)
   2  bad usage or bad input: arguments, config, trace or file errors (file:line: field: what
-     was expected)
+     was expected), or an I/O error (unreadable input, output that cannot be written)
   3  internal error (a bug in buddysim; --debug shows the traceback)
 """
 
@@ -101,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_CLEAN
+    except OSError as e:  # an I/O error at the edges (disk full, unreadable file): bad environment
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"buddysim {cmd.name}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Exception as e:
         if args.debug:
             raise

@@ -1406,7 +1406,7 @@ def prepare_alloc_pages(mm: Machine, gfp: int, preferred_nid: int) -> tuple[int,
         highest_zoneidx = G.gfp_zone(gfp)
     except G.GfpZoneError as e:
         # gfp_zone(): VM_BUG_ON((GFP_ZONE_BAD >> bit) & 1); without DEBUG_VM the table's value
-        mm.refs.vm_check(_GFP_ZONE_BAD, True, -1, None, message=str(e))
+        mm.refs.vm_check(_GFP_ZONE_BAD, True, None, None, message=str(e))  # type: ignore[arg-type]
         highest_zoneidx = G.gfp_zone(gfp, check=False)
     migratetype = G.gfp_migratetype(gfp)
     if mm.page_group_by_mobility_disabled:
