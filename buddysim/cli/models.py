@@ -33,6 +33,9 @@ class ModelsCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         models = available_models()
+        if args.matrix and args.matrix != "all":
+            for name in args.matrix.split(","):
+                get_model(name)  # refuse a bad name before printing anything
         if args.json:
             return self._json(args, models)
         console = Console()
