@@ -158,6 +158,9 @@ class Engine:
         self.handles: dict[object, tuple[int, int]] = {}
         self.freed_handles: OrderedDict[object, tuple[int, int]] = OrderedDict()
         self.fragments: dict[object, int] = {}
+        #: handles whose allocation failed (or was stopped by a BUG): later ops on them are skipped
+        self.failed_handles: set[object] = set()
+        self.nr_skipped = 0
         self.caches: dict[str, pfc.page_frag_cache] = {}
         self.marks: dict[str, int] = {}
         self.anomalies: list[Anomaly] = []
@@ -236,9 +239,11 @@ class Engine:
                 value = handler(event)
         except VMBug as e:
             mm.report(e.finding.at_event(index, _chain_from_traceback(e.__traceback__)))
+            self._stopped(event)
         except FindingError:
             if mm.fail_fast:
                 raise
+            self._stopped(event)
         every = self.opts.check_every
         if every and not index % every and mm.handoff_done:
             self._run_validators(ALL_VALIDATORS)
@@ -246,6 +251,13 @@ class Engine:
             for cb in self._observers:
                 cb(self, event)
         return value
+
+    def _stopped(self, event: dict[str, Any]) -> None:
+        """A BUG stopped this event: an allocation it named never happened."""
+        h = event.get("handle")
+        if h is not None and event["op"] in ("alloc_pages", "alloc_frozen_pages", "page_frag_alloc"):
+            if h not in self.handles and h not in self.fragments:
+                self.failed_handles.add(h)
 
     def step(self) -> dict[str, Any]:
         """Apply the next event and return it; :class:`EndOfTrace` when there is none."""
@@ -348,6 +360,9 @@ class Engine:
         if rec is None:
             rec = self.freed_handles.get(h)
             if rec is None:
+                if h in self.failed_handles:
+                    self.nr_skipped += 1  # its allocation failed in this model: nothing to act on
+                    return None
                 self._anomaly(event, f"handle {h!r} names no allocation")
                 return None
         return rec
@@ -385,10 +400,13 @@ class Engine:
         else:
             pfn = _alloc_pages(mm, event["gfp"], order, nid)
         h = event.get("handle")
-        if h is not None and pfn is not None:
-            self.handles[h] = (pfn, order)
-            if self.freed_handles:
-                self.freed_handles.pop(h, None)
+        if h is not None:
+            if pfn is not None:
+                self.handles[h] = (pfn, order)
+                if self.freed_handles:
+                    self.freed_handles.pop(h, None)
+            else:
+                self.failed_handles.add(h)  # later ops on it are skipped (the allocation failed)
         return pfn
 
     def _track_free(self) -> Callable[[], None] | None:
@@ -515,8 +533,11 @@ class Engine:
                 restore()
         self._check_frag()
         h = event.get("handle")
-        if h is not None and addr is not None:
-            self.fragments[h] = addr
+        if h is not None:
+            if addr is not None:
+                self.fragments[h] = addr
+            else:
+                self.failed_handles.add(h)
         return addr
 
     def _frag_free(self, event: dict[str, Any]) -> bool:
@@ -524,6 +545,9 @@ class Engine:
         if h is not None:
             addr = self.fragments.pop(h, None)
             if addr is None:
+                if h in self.failed_handles:
+                    self.nr_skipped += 1
+                    return False
                 self._anomaly(event, f"fragment handle {h!r} names no live fragment")
                 return False
         else:
@@ -590,11 +614,16 @@ class Engine:
             from buddysim.mm.memblock import MEMBLOCK_ALLOC_ACCESSIBLE
 
             got = mb.memblock_phys_alloc_range(
-                event["size"], align, event.get("start", 0), event.get("end", MEMBLOCK_ALLOC_ACCESSIBLE),
+                event["size"],
+                align,
+                event.get("start", 0),
+                event.get("end", MEMBLOCK_ALLOC_ACCESSIBLE),
                 caller="trace",
             )
         if "base" in event and event["base"] != got:
-            self._anomaly(event, f"memblock_phys_alloc_range returned {got:#x}, the recording saw {event['base']:#x}")
+            self._anomaly(
+                event, f"memblock_phys_alloc_range returned {got:#x}, the recording saw {event['base']:#x}"
+            )
         return got
 
     def _online_pages(self, event: dict[str, Any]) -> int:
@@ -605,7 +634,9 @@ class Engine:
         if nid >= len(self.mm.node_data):
             self._anomaly(event, f"node {nid} does not exist")
             return -22
-        return online_pages(self.mm, event["start_pfn"], event["nr_pages"], nid, event.get("online_type", "online"))
+        return online_pages(
+            self.mm, event["start_pfn"], event["nr_pages"], nid, event.get("online_type", "online")
+        )
 
     def _memblock_free_all(self, event: dict[str, Any]) -> int:
         if self.mm.handoff_done:

@@ -31,7 +31,7 @@ from buddysim.mm.mmzone import (
 )
 from buddysim.mm.page_store import PageStore, PG_reserved
 from buddysim.refcount.page_ref import DebugVM, PageRefModel
-from buddysim.refcount.registry import get_model, get_site_table
+from buddysim.refcount.registry import ModelLookupError, get_model, get_site_table
 from buddysim.refcount.sites import SiteTable, apply_site_range, site_function
 
 if TYPE_CHECKING:
@@ -169,11 +169,18 @@ class Machine:
         self.max_low_pfn = end_pfn
         self.store = PageStore(max(end_pfn, 1), layout.pageblock_order)
         model_cls = get_model(refcount) if isinstance(refcount, str) else refcount
-        self.refs: PageRefModel = model_cls(self.store, debug_vm=debug_vm, report=self.report)
+        try:
+            self.refs: PageRefModel = model_cls(self.store, debug_vm=debug_vm, report=self.report)
+        except Exception as e:  # a third-party model that cannot be built is bad input
+            raise ModelLookupError(
+                f"refcount model {model_cls.__name__} cannot be built: {type(e).__name__}: {e}"
+            ) from e
         if sites is None:
             own = getattr(model_cls, "SITE_TABLE", None)
-            sites = own if isinstance(own, SiteTable) else get_site_table(
-                refcount if isinstance(refcount, str) else model_cls.default_sites
+            sites = (
+                own
+                if isinstance(own, SiteTable)
+                else get_site_table(refcount if isinstance(refcount, str) else model_cls.default_sites)
             )
         self.sites: SiteTable = get_site_table(sites) if isinstance(sites, str) else sites
 
@@ -238,9 +245,7 @@ class Machine:
         """``for_each_free_mem_range``: memory minus reserved (bytes), ascending; one node's
         ranges when ``nid`` is given."""
         if self.memblock is not None:
-            return [
-                (s, e) for s, e, n in self.memblock.for_each_free_mem_range() if nid is None or n == nid
-            ]
+            return [(s, e) for s, e, n in self.memblock.for_each_free_mem_range() if nid is None or n == nid]
         if nid is None:
             return self.layout.computed_free_ranges()
         mem = [(b, e) for b, e, n in self.layout.memory if n == nid]

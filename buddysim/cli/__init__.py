@@ -101,6 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_CLEAN
+    except MemoryError:
+        print(
+            f"buddysim {cmd.name}: error: not enough memory for this machine's page state "
+            "(7 bytes per page of its span); use a smaller or less sparse machine",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     except OSError as e:  # an I/O error at the edges (disk full, unreadable file): bad environment
         where = f"{e.filename}: " if e.filename else ""
         print(f"buddysim {cmd.name}: error: {where}{e.strerror or e}", file=sys.stderr)

@@ -132,10 +132,19 @@ def build_machine(
     )
 
 
-def check_output_path(path: str, force: bool) -> None:
-    """Refuse to overwrite an existing output file without --force."""
-    if path != "-" and os.path.exists(path) and not force:
-        raise BadInput("exists; pass --force to overwrite", where=path)
+def check_output_path(path: str, force: bool, inputs: tuple[str, ...] = ()) -> None:
+    """Refuse to overwrite an existing output file without --force, ever to replace something
+    that is not a regular file (a device, a directory), or to write over one of the inputs."""
+    if path == "-":
+        return
+    if os.path.exists(path):
+        if not os.path.isfile(path):
+            raise BadInput("exists and is not a regular file; refusing to replace it", where=path)
+        for i in inputs:
+            if i != "-" and os.path.exists(i) and os.path.samefile(path, i):
+                raise BadInput("is also an input of this command; refusing to write over it", where=path)
+        if not force:
+            raise BadInput("exists; pass --force to overwrite", where=path)
     parent = os.path.dirname(os.path.abspath(path))
     if path != "-" and not os.path.isdir(parent):
         raise BadInput(f"directory {parent} does not exist", where=path)

@@ -97,7 +97,7 @@ class ReplayCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         if args.record:
-            check_output_path(args.record, args.force)
+            check_output_path(args.record, args.force, (args.trace,))
         with TraceReader(
             args.trace, continue_on_error=args.continue_on_error, max_errors=args.max_errors
         ) as reader:

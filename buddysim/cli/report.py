@@ -123,7 +123,7 @@ class ReportCommand(Command):
         out = args.output
         if out == "-":
             raise BadInput("the report is a file: pass a path to -o", field="-o")
-        check_output_path(out, args.force)
+        check_output_path(out, args.force, (args.trace,))
         data_dir = args.data_dir or _default_data_dir(out)
         check_data_dir(data_dir, args.force)
         with TraceReader(args.trace) as reader:

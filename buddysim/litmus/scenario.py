@@ -397,4 +397,6 @@ def load_scenario(path: str | Path) -> Scenario:
         raise BadInput(f"cannot read scenario: {e.strerror}", where=str(p)) from None
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"invalid TOML: {e}", where=str(p)) from None
+    except UnicodeDecodeError as e:
+        raise BadInput(f"not a UTF-8 TOML file ({e.reason} at byte {e.start})", where=str(p)) from None
     return parse_scenario(data, str(p))

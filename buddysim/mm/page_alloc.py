@@ -146,6 +146,9 @@ sysctl_lowmem_reserve_ratio = (256, 256, 32, 0)  # DMA, DMA32, Normal, Movable
 _PAGE_IS_BUDDY_COUNT = DebugCheck("VM_BUG_ON_PAGE", "page_is_buddy", "page_count(buddy) != 0")
 _FREE_ONE_ALIGN = DebugCheck("VM_BUG_ON_PAGE", "__free_one_page", "pfn & ((1 << order) - 1)")
 _FREE_ONE_RANGE = DebugCheck("VM_BUG_ON_PAGE", "__free_one_page", "bad_range(zone, page)")
+_GFP_MOVABLE_MASK = DebugCheck(
+    "VM_WARN_ON", "gfp_migratetype", "(gfp_flags & GFP_MOVABLE_MASK) == GFP_MOVABLE_MASK"
+)
 _GFP_ZONE_BAD = DebugCheck("VM_BUG_ON", "gfp_zone", "(GFP_ZONE_BAD >> bit) & 1")
 _PREPARE_TAIL = DebugCheck("VM_BUG_ON_PAGE", "__free_pages_prepare", "PageTail(page)")
 _PREPARE_ORDER = DebugCheck(
@@ -1409,6 +1412,11 @@ def prepare_alloc_pages(mm: Machine, gfp: int, preferred_nid: int) -> tuple[int,
         mm.refs.vm_check(_GFP_ZONE_BAD, True, None, None, message=str(e))  # type: ignore[arg-type]
         highest_zoneidx = G.gfp_zone(gfp, check=False)
     migratetype = G.gfp_migratetype(gfp)
+    if migratetype >= MIGRATE_PCPTYPES:
+        # gfp_migratetype(): VM_WARN_ON((gfp & GFP_MOVABLE_MASK) == GFP_MOVABLE_MASK); the kernel then
+        # indexes past the fallback table. Simplified: recorded, and served as UNMOVABLE.
+        mm.refs.vm_check(_GFP_MOVABLE_MASK, True, None, None, message="__GFP_RECLAIMABLE|__GFP_MOVABLE")  # type: ignore[arg-type]
+        migratetype = MIGRATE_UNMOVABLE
     if mm.page_group_by_mobility_disabled:
         migratetype = MIGRATE_UNMOVABLE
     zonelist = mm.zonelist(preferred_nid, gfp, highest_zoneidx)

@@ -82,6 +82,8 @@ def get_model(spec: str) -> type[PageRefModel]:
     """Resolve ``spec``: a built-in or plug-in name, or ``module:Class``."""
     if ":" in spec:
         module_name, _, attr = spec.partition(":")
+        if not module_name or not attr:
+            raise ModelLookupError(f"expected module:Class, got {spec!r}")
         try:
             module = importlib.import_module(module_name)
         except ImportError as e:
