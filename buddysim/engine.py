@@ -497,15 +497,35 @@ class Engine:
         args = [event[a] for a in ("nr", "count", "v") if a in event]
         return self.mm.refs.call(fn, rec[0], *args)
 
+    def _select_zones(self, event: dict[str, Any]) -> list[Any] | None:
+        """The zones an event's ``zone``/``nid`` name (all when absent); None (an anomaly) if
+        they name nothing on this machine, or its ``cpu`` does not exist."""
+        mm = self.mm
+        cpu = event.get("cpu")
+        if cpu is not None and cpu >= mm.nr_cpus:
+            self._anomaly(event, f"cpu {cpu} does not exist (machine has {mm.nr_cpus} CPUs)")
+            return None
+        nid = event.get("nid")
+        if nid is not None and nid >= len(mm.node_data):
+            self._anomaly(event, f"node {nid} does not exist")
+            return None
+        zones = [
+            z
+            for z in mm.zones
+            if ("zone" not in event or z.name == event["zone"]) and (nid is None or z.node == nid)
+        ]
+        if not zones:
+            where = f"zone {event['zone']!r}" if "zone" in event else "populated zone"
+            self._anomaly(event, f"no {where} on {'node ' + str(nid) if nid is not None else 'the machine'}")
+            return None
+        return zones
+
     def _drain(self, event: dict[str, Any]) -> None:
         self._ensure_booted()
-        cpu = event.get("cpu")
-        if cpu is not None and cpu >= self.mm.nr_cpus:
-            self._anomaly(event, f"cpu {cpu} does not exist")
+        zones = self._select_zones(event)
+        if zones is None:
             return
-        zones = self.mm.zones
-        if "zone" in event:
-            zones = [z for z in zones if z.name == event["zone"] and event.get("nid", z.node) == z.node]
+        cpu = event.get("cpu")
         restore = self._track_free()
         try:
             for z in zones:
@@ -648,12 +668,9 @@ class Engine:
         """Assertions inside a trace; each failed one is a finding of kind ``check``."""
         self._ensure_booted()
         mm = self.mm
-        zones = mm.zones
-        if "zone" in event:
-            zones = [z for z in zones if z.name == event["zone"] and event.get("nid", z.node) == z.node]
-            if not zones:
-                self._anomaly(event, f"no zone {event['zone']!r} on the machine")
-                return False
+        zones = self._select_zones(event)
+        if zones is None:
+            return False
         failures: list[str] = []
         if "free_per_order" in event:
             mt = event.get("migratetype")

@@ -222,3 +222,46 @@ def test_help_lists_exit_codes(capsys):
         assert line in out
     assert main(["--version"]) == 0
     assert main(["replay"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("events", "needle"),
+    [
+        ([{"op": "check", "cpu": 9, "pcp_count": 0}], "cpu 9 does not exist"),
+        ([{"op": "check", "nid": 5, "nr_free": 0}], "node 5 does not exist"),
+        ([{"op": "drain_all_pages", "zone": "Movable"}], "no zone 'Movable'"),
+    ],
+)
+def test_replay_names_that_do_not_exist_are_bad_input(tmp_path, capsys, events, needle):
+    t = _trace(tmp_path / "t.jsonl", events)
+    assert main(["replay", str(t), "-q"]) == 2
+    assert f"{t}:2" in (err := capsys.readouterr().err) and needle in err
+
+
+def test_replay_refuses_to_record_over_its_input_and_devices(tmp_path, capsys):
+    t = _trace(tmp_path / "t.jsonl", _churn())
+    assert main(["replay", str(t), "--record", str(t), "--force"]) == 2
+    assert "is also an input" in capsys.readouterr().err
+    assert len(t.read_text().splitlines()) == 63  # header + 62 events, untouched
+    assert main(["replay", str(t), "--record", "/dev/null", "--force"]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+
+
+def test_failed_allocation_handles_are_skipped_not_bad_input(tmp_path, capsys):
+    # tiny has 981 Normal pages: the second order-10 GFP_KERNEL allocation cannot be served
+    ev = [
+        {"op": "alloc_pages", "order": 10, "gfp": "GFP_KERNEL|__GFP_THISNODE", "handle": i} for i in range(4)
+    ]
+    ev += [{"op": "__free_pages", "order": 10, "handle": i} for i in range(4)]
+    t = _trace(tmp_path / "t.jsonl", ev)
+    code, data = _run_json(capsys, ["replay", str(t)])
+    assert code == 0 and data["anomalies"] == 0
+
+
+def test_gfp_reclaimable_and_movable_is_a_warning_not_a_crash(tmp_path, capsys):
+    t = _trace(
+        tmp_path / "t.jsonl", [{"op": "alloc_pages", "order": 0, "gfp": "__GFP_RECLAIMABLE|__GFP_MOVABLE"}]
+    )
+    code, data = _run_json(capsys, ["replay", str(t)])
+    assert code == 1
+    assert data["findings"][0]["function"] == "gfp_migratetype"

@@ -12,7 +12,7 @@ from buddysim.config import Config, config_from_dict, resolve_config
 from buddysim.errors import BadInput
 from buddysim.machine import Machine
 from buddysim.refcount.page_ref import DebugVM
-from buddysim.refcount.registry import get_model, get_site_table
+from buddysim.refcount.registry import ModelLookupError, get_model, get_site_table
 
 __all__ = [
     "TRACE_HELP",
@@ -105,7 +105,10 @@ def model_list(spec: str | None, default: str) -> list[str]:
 def config_from_header(machine: str | Mapping[str, Any], trace: str) -> Config:
     """The machine a trace header names: a preset or config path, or an inline config."""
     if isinstance(machine, str):
-        return resolve_config(machine)
+        try:
+            return resolve_config(machine)
+        except BadInput as e:
+            raise BadInput(e.message, where=f"{trace}:1", field="header.machine") from None
     return config_from_dict(machine, source=f"{trace}: header.machine")
 
 
@@ -120,7 +123,15 @@ def build_machine(
     model = refcount or config.refcount
     site_spec = sites if sites is not None else args.sites
     if site_spec is not None:
-        get_site_table(site_spec)
+        try:
+            get_site_table(site_spec)
+        except ModelLookupError:
+            from buddysim.refcount.sites import SITE_TABLES
+
+            raise BadInput(
+                f"unknown call-site table {site_spec!r}; expected one of {', '.join(SITE_TABLES)} or a refcount model name",
+                field="--sites",
+            ) from None
     return Machine.from_config(
         config,
         refcount=model,
