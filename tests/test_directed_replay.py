@@ -513,3 +513,17 @@ def test_garbage_capture_never_breaks_the_model(
     assert code == 0 and data["findings_by_kind"] == [] and data["anomalies"] == 0
     d = data["directed"]
     assert d["classified"] == d["events"] == 700 and d["unexplained"] > 0
+
+
+def test_show_and_report_replay_imported_traces_directed(tmp_path, capsys):
+    """Traces imported from ftrace carry recorded-only ops: show and report run them directed."""
+    from buddysim.cli import main
+
+    data = Path(__file__).resolve().parent / "data" / "ftrace" / "pcp_moves.txt"
+    out = tmp_path / "pm.jsonl"
+    assert main(["import", "ftrace", str(data), "--config", "tiny", "-q", "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["show", str(out), "--format", "buddyinfo"]) == 0
+    assert capsys.readouterr().out.startswith("Node 0, zone")
+    assert main(["report", str(out), "-o", str(tmp_path / "pm.html"), "-q"]) in (0, 1)
+    assert (tmp_path / "pm.html").exists()

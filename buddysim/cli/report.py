@@ -37,6 +37,7 @@ from buddysim.report.series import (
     report_data,
     write_data_dir,
 )
+from buddysim.trace import directed
 from buddysim.trace.reader import TraceReader
 
 __all__ = ["ReportCommand"]
@@ -155,11 +156,15 @@ class ReportCommand(Command):
                 )
                 engines.append(e)
                 samplers.append(Sampler(e, every=args.every, max_points=args.max_points))
+            # traces imported from ftrace carry recorded-only ops: replay them directed
+            glue = directed.install(engines, header) if directed.is_directed_source(header) else []
             t0 = time.perf_counter()
             try:
                 divergence = self._drive(args, reader, engines, feed)
             except FindingError:
                 divergence = None  # --fail-fast: the finding is recorded; stop here
+            for g in glue:
+                g.finish()
             for e, s in zip(engines, samplers, strict=True):
                 if not (args.fail_fast and e.mm.nr_findings):
                     try:

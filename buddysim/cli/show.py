@@ -20,6 +20,7 @@ from buddysim.engine import Engine
 from buddysim.errors import BadInput
 from buddysim.machine import Machine
 from buddysim.mm import vmstat
+from buddysim.trace import directed
 from buddysim.trace.reader import TraceReader
 
 __all__ = ["FORMATS", "ShowCommand"]
@@ -82,6 +83,8 @@ class ShowCommand(Command):
             sites = args.sites if args.sites is not None else header.get("sites")
             mm = build_machine(config, args, refcount=model[0], sites=sites)
             engine = Engine(mm, reader, path=args.trace, check_every=0)
+            # traces imported from ftrace carry recorded-only ops: replay them directed
+            glue = directed.install([engine], header) if directed.is_directed_source(header) else []
             at = args.at
             if at is None:
                 engine.run()
@@ -93,6 +96,8 @@ class ShowCommand(Command):
                 engine.run(until=lambda e: at in e.marks)
                 if at not in engine.marks:
                     raise BadInput(f"no mark {at!r} in the trace", field="--at")
+            for g in glue:
+                g.finish()
             if not mm.handoff_done:
                 mm.boot()
         return mm
