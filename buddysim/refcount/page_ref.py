@@ -214,19 +214,20 @@ class PageRefModel:
     def atomic_read(self, pfn: int) -> int:
         return self._w[pfn]
 
+    # wrap32() is inlined in the three primitives below: they run on every allocation and free
     def atomic_set(self, pfn: int, v: int) -> None:
-        self._w[pfn] = wrap32(v)
+        self._w[pfn] = ((v + 0x80000000) & 0xFFFFFFFF) - 0x80000000
 
     def atomic_add_return(self, pfn: int, nr: int) -> int:
-        v = wrap32(self._w[pfn] + nr)
+        v = ((self._w[pfn] + nr + 0x80000000) & 0xFFFFFFFF) - 0x80000000
         self._w[pfn] = v
         return v
 
     def atomic_cmpxchg(self, pfn: int, old: int, new: int) -> int:
         """Store ``new`` if the word equals ``old``; return the value found."""
         cur = self._w[pfn]
-        if cur == wrap32(old):
-            self._w[pfn] = wrap32(new)
+        if cur == ((old + 0x80000000) & 0xFFFFFFFF) - 0x80000000:
+            self._w[pfn] = ((new + 0x80000000) & 0xFFFFFFFF) - 0x80000000
         return cur
 
     def atomic_try_cmpxchg(self, pfn: int, old: int, new: int) -> tuple[bool, int]:
