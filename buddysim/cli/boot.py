@@ -58,9 +58,14 @@ class BootCommand(Command):
 
             extra["compare"] = compare_boot(mm, args.compare)
         if args.emit_trace:
-            from buddysim.trace.bootlog import write_boot_trace
+            from buddysim.trace.gen import GENERATORS
+            from buddysim.trace.recorder import write_trace
 
-            extra["emitted_events"] = write_boot_trace(args.emit_trace, config, args.config, mm)
+            # the boot generator's trace (memblock events, memblock_free_all, per-zone checks),
+            # with this run's refcount model and site table in the header
+            trace = GENERATORS["boot"].generate(1, config=args.config)
+            header = {**trace.header, "refcount": mm.refs.name, "sites": mm.sites.name}
+            extra["emitted_events"] = write_trace(args.emit_trace, header, trace.events)
         data = summary_data(mm, extra)
         if args.json:
             json.dump(data, sys.stdout, sort_keys=True, separators=(",", ":"))

@@ -157,12 +157,6 @@ _PREPARE_ORDER = DebugCheck(
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _trace(zone: Zone, event: str, **fields: int | None) -> None:
-    tracer = zone.mm.tracer
-    if tracer is not None:
-        tracer(event, fields)
-
-
 def pcp_allowed_order(zone: Zone, order: int) -> bool:
     """``pcp_allowed_order()``: orders 0..PAGE_ALLOC_COSTLY_ORDER, and HPAGE_PMD_ORDER with THP."""
     if order <= PAGE_ALLOC_COSTLY_ORDER:

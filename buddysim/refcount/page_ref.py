@@ -15,7 +15,7 @@ Simplified: atomics are sequentially consistent (ordering variants such as ``_re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, NamedTuple, Protocol
@@ -459,10 +459,6 @@ class PageRefModel:
             raise KeyError(function)
         result: int | bool | None = getattr(self, function)(page, *args)
         return result
-
-    @classmethod
-    def api_names(cls) -> Sequence[str]:
-        return sorted(cls.API)
 
 
 #: The names every version shares (page_ref.h and the mm.h wrappers built on it).
