@@ -495,6 +495,8 @@ class Machine:
         if nr <= 16:
             w = self.store.refcount
             is_frozen = self.refs.is_frozen_raw
+            if nr == 1:
+                return (-1, 0) if is_frozen(w[pfn]) else (pfn, 1)
             bad = [p for p in range(pfn, pfn + nr) if not is_frozen(w[p])]
             return (bad[0], len(bad)) if bad else (-1, 0)
         _ok, first, count = self.refs.all_frozen(pfn, nr)
@@ -512,6 +514,8 @@ class Machine:
         """
         if not self.check_frozen:
             return
+        if not order and self.refs.is_frozen_raw(self.store.refcount[pfn]):
+            return  # the common case, without building the range test
         nr = 1 << order
         first, count = self.unfrozen_pages(pfn, nr)
         if not count:

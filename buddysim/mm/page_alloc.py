@@ -88,7 +88,7 @@ from buddysim.mm.page_store import (
     PG_pfmemalloc,
     PG_tail,
 )
-from buddysim.refcount.page_ref import DebugCheck
+from buddysim.refcount.page_ref import DebugCheck, DebugVM
 
 if TYPE_CHECKING:
     from buddysim.machine import Machine
@@ -200,7 +200,7 @@ def page_is_buddy(zone: Zone, page: int, buddy: int, order: int) -> bool:
     if not store.flags[buddy] & PG_buddy or store.private[buddy] != order:
         return False
     refs = zone.mm.refs
-    if refs.debug_vm.value != "off":
+    if refs.debug_vm is not DebugVM.OFF:
         refs.vm_check(_PAGE_IS_BUDDY_COUNT, refs.page_count(buddy) != 0, buddy, refs.atomic_read(buddy))
     return True
 
@@ -281,7 +281,7 @@ def __free_one_page(page: int, pfn: int, zone: Zone, order: int, migratetype: in
     mm = zone.mm
     store = mm.store
     refs = mm.refs
-    if refs.debug_vm.value != "off":
+    if refs.debug_vm is not DebugVM.OFF:
         refs.vm_check(_FREE_ONE_ALIGN, bool(pfn & ((1 << order) - 1)), pfn, refs.atomic_read(pfn))
         refs.vm_check(_FREE_ONE_RANGE, not zone.zone_spans_pfn(pfn), pfn, refs.atomic_read(pfn))
     mm.check_frozen_entry(pfn, order, "__free_one_page")
@@ -299,7 +299,7 @@ def __free_one_page(page: int, pfn: int, zone: Zone, order: int, migratetype: in
         # page_is_buddy(), inlined for speed
         if not (start <= buddy_pfn < end and flags[buddy_pfn] & PG_buddy and private[buddy_pfn] == order):
             break
-        if refs.debug_vm.value != "off":
+        if refs.debug_vm is not DebugVM.OFF:
             refs.vm_check(
                 _PAGE_IS_BUDDY_COUNT, refs.page_count(buddy_pfn) != 0, buddy_pfn, refs.atomic_read(buddy_pfn)
             )
@@ -395,7 +395,8 @@ def __free_pages_prepare(zone: Zone, page: int, order: int, fpi_flags: int) -> b
     refs = mm.refs
     flags = store.flags
     head_flags = flags[page]
-    refs.vm_check(_PREPARE_TAIL, bool(head_flags & PG_tail), page, refs.atomic_read(page))
+    if head_flags & PG_tail:
+        refs.vm_check(_PREPARE_TAIL, True, page, refs.atomic_read(page))
     if mm.tracer is not None:
         mm.tracer("mm_page_free", {"pfn": page, "order": order})
     if head_flags & PG_hwpoison and order == 0:
@@ -406,8 +407,8 @@ def __free_pages_prepare(zone: Zone, page: int, order: int, fpi_flags: int) -> b
     head_flags &= ~PG_lru & 0xFFFF
     flags[page] = head_flags
     compound = bool(head_flags & PG_head)
-    if compound:
-        refs.vm_check(_PREPARE_ORDER, store.private[page + 1] != order, page, refs.atomic_read(page))
+    if compound and store.private[page + 1] != order:
+        refs.vm_check(_PREPARE_ORDER, True, page, refs.atomic_read(page))
     bad = 0
     check_pages = mm.check_pages
     if 0 < order <= _SMALL_ORDER:
@@ -506,19 +507,19 @@ def __free_frozen_pages(zone: Zone, page: int, order: int, fpi_flags: int) -> No
     Isolated pageblocks bypass pcp; HIGHATOMIC and CMA pages ride on the MOVABLE pcp list.
     """
     pfn = page
-    if not pcp_allowed_order(zone, order):
+    mm = zone.mm
+    if order > PAGE_ALLOC_COSTLY_ORDER and not pcp_allowed_order(zone, order):
         __free_pages_ok(zone, page, order, fpi_flags)
         return
     if not __free_pages_prepare(zone, page, order, fpi_flags):
         return
-    mt = get_pfnblock_migratetype(zone.mm.store, pfn)
+    mt = get_pfnblock_migratetype(mm.store, pfn)
     if mt >= MIGRATE_PCPTYPES:
         if mt == MIGRATE_ISOLATE:
             free_one_page(zone, page, pfn, order, fpi_flags)
             return
         mt = MIGRATE_MOVABLE
-    pcp = zone.per_cpu_pageset[zone.mm.cpu]
-    free_frozen_page_commit(zone, pcp, page, mt, order, fpi_flags)
+    free_frozen_page_commit(zone, zone.per_cpu_pageset[mm.cpu], page, mt, order, fpi_flags)
 
 
 def free_frozen_pages(mm: Machine, page: int, order: int) -> None:
@@ -591,7 +592,9 @@ def nr_pcp_high(pcp: PerCpuPages, zone: Zone, batch: int, free_high: bool) -> in
     """``nr_pcp_high()``: the high mark that triggers a drain, adjusting ``pcp->high``."""
     high_min = pcp.high_min
     high_max = pcp.high_max
-    high = pcp.high = clamp(pcp.high, high_min, high_max)
+    high = pcp.high
+    # clamp(), inlined
+    high = pcp.high = high_max if high >= high_max else high_min if high <= high_min else high
     if high == 0:
         return 0
     if free_high:
@@ -622,23 +625,31 @@ def free_frozen_page_commit(
     mm.check_frozen_entry(page, order, "free_frozen_page_commit")
     pcp.alloc_factor >>= 1
     zone.PGFREE += 1 << order
-    pindex = order_to_pindex(migratetype, order)
+    # order_to_pindex(), inlined for the low orders
+    pindex = (
+        MIGRATE_PCPTYPES * order + migratetype
+        if order <= PAGE_ALLOC_COSTLY_ORDER
+        else order_to_pindex(migratetype, order)
+    )
     pcp.lists[pindex].add(page, False)
     mm.store.flags[page] |= PG_pcp
-    pcp.count += 1 << order
+    nr_pages = 1 << order
+    pcp.count += nr_pages
     batch = pcp.batch
-    if 1 <= order <= PAGE_ALLOC_COSTLY_ORDER:
+    free_count = pcp.free_count
+    if order and order <= PAGE_ALLOC_COSTLY_ORDER:
+        pflags = pcp.flags
         free_high = (
-            pcp.free_count >= batch + pcp.high_min // 2
-            and bool(pcp.flags & PCPF_PREV_FREE_HIGH_ORDER)
-            and (not (pcp.flags & PCPF_FREE_HIGH_BATCH) or pcp.count >= batch)
+            free_count >= batch + pcp.high_min // 2
+            and bool(pflags & PCPF_PREV_FREE_HIGH_ORDER)
+            and (not (pflags & PCPF_FREE_HIGH_BATCH) or pcp.count >= batch)
         )
-        pcp.flags |= PCPF_PREV_FREE_HIGH_ORDER
+        pcp.flags = pflags | PCPF_PREV_FREE_HIGH_ORDER
     else:
         free_high = False
         pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
-    if pcp.free_count < (batch << CONFIG_PCP_BATCH_SCALE_MAX):
-        pcp.free_count += 1 << order
+    if free_count < (batch << CONFIG_PCP_BATCH_SCALE_MAX):
+        pcp.free_count = free_count + nr_pages
     high = nr_pcp_high(pcp, zone, batch, free_high)
     if pcp.count < high:
         return True
@@ -765,7 +776,13 @@ def rmqueue_pcplist(
     """``rmqueue_pcplist()``: this CPU's pcp list for (order, migratetype)."""
     pcp = zone.per_cpu_pageset[zone.mm.cpu]
     pcp.free_count >>= 1
-    lst = pcp.lists[order_to_pindex(migratetype, order)]
+    # order_to_pindex(), inlined for the low orders
+    pindex = (
+        MIGRATE_PCPTYPES * order + migratetype
+        if order <= PAGE_ALLOC_COSTLY_ORDER
+        else order_to_pindex(migratetype, order)
+    )
+    lst = pcp.lists[pindex]
     page = __rmqueue_pcplist(zone, order, migratetype, alloc_flags, pcp, lst)
     if page is not None:
         zone.PGALLOC += 1 << order
@@ -804,6 +821,8 @@ def check_new_pages(zone: Zone, page: int, order: int) -> bool:
         flags = store.flags
         w = store.refcount
         count_of_raw = mm.refs.count_of_raw
+        if nr == 1 and not flags[page] and count_of_raw(w[page]) == 0:
+            return False  # the common case, without building the offender list
         offenders = [p for p in range(page, page + nr) if flags[p] or count_of_raw(w[p]) != 0]
         if not offenders:
             return False
@@ -1147,7 +1166,7 @@ def rmqueue(
 ) -> int | None:
     """``rmqueue()``: pcp for pcp-able orders, else (or when the pcp refill fails) the buddy."""
     page = None
-    if pcp_allowed_order(zone, order):
+    if order <= PAGE_ALLOC_COSTLY_ORDER or pcp_allowed_order(zone, order):
         page = rmqueue_pcplist(preferred_zone, zone, order, migratetype, alloc_flags)
     if page is None:
         page = rmqueue_buddy(preferred_zone, zone, order, alloc_flags, migratetype)
@@ -1209,8 +1228,11 @@ def zone_watermark_fast(
     """``zone_watermark_fast()``: the cheap order-0 test first, then the full one."""
     free_pages = z.NR_FREE_PAGES
     if not order:
-        reserved = __zone_watermark_unusable_free(z, 0, alloc_flags)
-        usable_free = free_pages - min(free_pages, reserved)
+        # __zone_watermark_unusable_free(z, 0, alloc_flags), inlined
+        reserved = 0 if alloc_flags & ALLOC_RESERVES else z.nr_free_highatomic
+        if not alloc_flags & ALLOC_CMA:
+            reserved += z.NR_FREE_CMA_PAGES
+        usable_free = free_pages - (reserved if reserved < free_pages else free_pages)
         if usable_free > mark + z.lowmem_reserve[highest_zoneidx]:
             return True
     if __zone_watermark_ok(z, order, mark, highest_zoneidx, alloc_flags, free_pages):

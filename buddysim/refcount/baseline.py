@@ -60,7 +60,8 @@ class Baseline(PageRefModel):
     def set_page_count(self, page: int, v: int) -> None:
         """``atomic_set(&page->_refcount, v)``; tracepoint page_ref_set(v)."""
         self.atomic_set(page, self.raw_for_count(v))
-        self._trace("page_ref_set", page, v)
+        if self.trace is not None:
+            self._trace("page_ref_set", page, v)
 
     def set_frozen(self, page: int) -> None:
         """Upstream has no frozen setter: call sites write ``set_page_count(page, 0)``."""
@@ -81,7 +82,8 @@ class Baseline(PageRefModel):
     def _mod(self, function: str, page: int, nr: int) -> None:
         self._check_modify(function, page)
         self.atomic_add_return(page, nr)
-        self._trace("page_ref_mod", page, nr)
+        if self.trace is not None:
+            self._trace("page_ref_mod", page, nr)
 
     def page_ref_add(self, page: int, nr: int) -> None:
         """``atomic_add(nr, &page->_refcount)``; tracepoint page_ref_mod(nr)."""
@@ -124,7 +126,8 @@ class Baseline(PageRefModel):
         """``ret = atomic_sub_and_test(nr)``; true iff the new value is 0."""
         ret = self.atomic_add_return(page, -nr) == 0
         self._check_and_test(function, page, nr, ret, self._w[page])
-        self._trace("page_ref_mod_and_test", page, -nr, int(ret))
+        if self.trace is not None:
+            self._trace("page_ref_mod_and_test", page, -nr, int(ret))
         return ret
 
     def page_ref_sub_and_test(self, page: int, nr: int) -> bool:

@@ -187,7 +187,7 @@ class PageRefModel:
 
     def raw_for_count(self, v: int) -> int:
         """The raw word ``set_page_count(page, v)`` stores (identity except in new encodings)."""
-        return wrap32(v)
+        return ((v + 0x80000000) & 0xFFFFFFFF) - 0x80000000  # wrap32(v), inlined
 
     def frozen_raw(self) -> int:
         """The raw word this version's frozen setter stores."""

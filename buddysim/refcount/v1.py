@@ -75,7 +75,8 @@ class FrozenBitModel(Baseline):
         if ret:
             ret = self.atomic_cmpxchg(page, self.ZERO, self.FROZEN) == self.ZERO
         self._check_and_test(function, page, nr, ret, self._w[page])
-        self._trace("page_ref_mod_and_test", page, -nr, int(ret))
+        if self.trace is not None:
+            self._trace("page_ref_mod_and_test", page, -nr, int(ret))
         return ret
 
     def _add_unless_bit(self, page: int, nr: int) -> bool:
