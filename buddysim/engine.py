@@ -278,9 +278,30 @@ class Engine:
         new = tuple(mm.findings[n_before:])
         return StepResult(self.index, line, event["op"], event, value, freed, new)
 
-    def run(self, until: int | Callable[[Engine], bool] | None = None) -> int:
-        """Step until the trace ends, event index ``until`` is reached, or ``until(engine)``."""
+    def run(
+        self,
+        until: int | Callable[[Engine], bool] | None = None,
+        *,
+        tick: Callable[[int], None] | None = None,
+    ) -> int:
+        """Step until the trace ends, event index ``until`` is reached, or ``until(engine)``.
+
+        Without ``until`` the events are applied in one loop over the reader (the replay hot
+        loop); ``tick(index)`` is then called every 8192 events (progress bars).
+        """
         n = 0
+        if until is None:
+            if self._peeked is not None:
+                item, self._peeked = self._peeked, None
+                self._apply(*item)
+                n += 1
+            apply = self._apply
+            for line, event in self._events:
+                apply(line, event)
+                n += 1
+                if tick is not None and not n & 8191:
+                    tick(self.index)
+            return n
         while True:
             if isinstance(until, int) and self.index >= until:
                 break

@@ -175,13 +175,7 @@ class ReplayCommand(Command):
             if feed is None:
                 engine = engines[0]
                 if not observe:
-                    while True:
-                        try:
-                            engine.step()
-                        except EndOfTrace:
-                            break
-                        if not engine.index & 8191:
-                            progress.update(engine.index)
+                    engine.run(tick=progress.update)
                     return None
                 while True:
                     try:

@@ -154,7 +154,8 @@ def set_page_refcounted(mm: Machine, page: int) -> None:
     """
     refs = mm.refs
     if refs.debug_vm is not DebugVM.OFF:
-        raw = refs.atomic_read(page)
-        refs.vm_check(_SET_REFCOUNTED_TAIL, bool(mm.store.flags[page] & PG_tail), page, raw)
-        refs.vm_check(_SET_REFCOUNTED_COUNT, refs.page_ref_count(page) != 0, page, raw)
+        if mm.store.flags[page] & PG_tail:
+            refs.vm_check(_SET_REFCOUNTED_TAIL, True, page, refs.atomic_read(page))
+        if refs.page_ref_count(page) != 0:
+            refs.vm_check(_SET_REFCOUNTED_COUNT, True, page, refs.atomic_read(page))
     mm.site("set_page_refcounted", page)

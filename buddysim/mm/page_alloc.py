@@ -90,6 +90,8 @@ from buddysim.mm.page_store import (
 )
 from buddysim.refcount.page_ref import DebugCheck, DebugVM
 
+_GFP_COMP = G.__GFP_COMP
+
 if TYPE_CHECKING:
     from buddysim.machine import Machine
 
@@ -200,8 +202,8 @@ def page_is_buddy(zone: Zone, page: int, buddy: int, order: int) -> bool:
     if not store.flags[buddy] & PG_buddy or store.private[buddy] != order:
         return False
     refs = zone.mm.refs
-    if refs.debug_vm is not DebugVM.OFF:
-        refs.vm_check(_PAGE_IS_BUDDY_COUNT, refs.page_count(buddy) != 0, buddy, refs.atomic_read(buddy))
+    if refs.debug_vm is not DebugVM.OFF and refs.page_count(buddy) != 0:
+        refs.vm_check(_PAGE_IS_BUDDY_COUNT, True, buddy, refs.atomic_read(buddy))
     return True
 
 
@@ -281,17 +283,20 @@ def __free_one_page(page: int, pfn: int, zone: Zone, order: int, migratetype: in
     mm = zone.mm
     store = mm.store
     refs = mm.refs
-    if refs.debug_vm is not DebugVM.OFF:
-        refs.vm_check(_FREE_ONE_ALIGN, bool(pfn & ((1 << order) - 1)), pfn, refs.atomic_read(pfn))
-        refs.vm_check(_FREE_ONE_RANGE, not zone.zone_spans_pfn(pfn), pfn, refs.atomic_read(pfn))
+    start = zone.zone_start_pfn
+    end = start + zone.spanned_pages
+    debug = refs.debug_vm is not DebugVM.OFF
+    if debug:
+        if pfn & ((1 << order) - 1):
+            refs.vm_check(_FREE_ONE_ALIGN, True, pfn, refs.atomic_read(pfn))
+        if not start <= pfn < end:  # zone_spans_pfn()
+            refs.vm_check(_FREE_ONE_RANGE, True, pfn, refs.atomic_read(pfn))
     mm.check_frozen_entry(pfn, order, "__free_one_page")
     account_freepages(zone, 1 << order, migratetype)
     pageblock_order = mm.pageblock_order
     max_order = mm.MAX_PAGE_ORDER
     flags = store.flags
     private = store.private
-    start = zone.zone_start_pfn
-    end = start + zone.spanned_pages
     buddy_pfn = 0
     while order < max_order:
         buddy_mt = migratetype
@@ -299,10 +304,8 @@ def __free_one_page(page: int, pfn: int, zone: Zone, order: int, migratetype: in
         # page_is_buddy(), inlined for speed
         if not (start <= buddy_pfn < end and flags[buddy_pfn] & PG_buddy and private[buddy_pfn] == order):
             break
-        if refs.debug_vm is not DebugVM.OFF:
-            refs.vm_check(
-                _PAGE_IS_BUDDY_COUNT, refs.page_count(buddy_pfn) != 0, buddy_pfn, refs.atomic_read(buddy_pfn)
-            )
+        if debug and refs.page_count(buddy_pfn) != 0:
+            refs.vm_check(_PAGE_IS_BUDDY_COUNT, True, buddy_pfn, refs.atomic_read(buddy_pfn))
         if order >= pageblock_order:
             buddy_mt = get_pfnblock_migratetype(store, buddy_pfn)
             if migratetype != buddy_mt and (
@@ -821,8 +824,11 @@ def check_new_pages(zone: Zone, page: int, order: int) -> bool:
         flags = store.flags
         w = store.refcount
         count_of_raw = mm.refs.count_of_raw
-        if nr == 1 and not flags[page] and count_of_raw(w[page]) == 0:
-            return False  # the common case, without building the offender list
+        if nr == 1:
+            if not flags[page] and count_of_raw(w[page]) == 0:
+                return False  # the common case, without building the offender list
+        elif not any(flags[page : page + nr]) and not any(map(count_of_raw, w[page : page + nr])):
+            return False
         offenders = [p for p in range(page, page + nr) if flags[p] or count_of_raw(w[p]) != 0]
         if not offenders:
             return False
@@ -1256,9 +1262,16 @@ def prep_compound_page(store: PageStore, page: int, order: int) -> None:
     Tail refcounts are left as the buddy left them (frozen).
     """
     nr = 1 << order
-    store.flags[page] |= PG_head
-    store.flags_np[page + 1 : page + nr] |= np.uint16(PG_tail)
-    store.private_np[page + 1 : page + nr] = 0
+    flags = store.flags
+    flags[page] |= PG_head
+    if order <= _SMALL_ORDER:  # page by page: cheaper than numpy's per-call cost
+        private = store.private
+        for p in range(page + 1, page + nr):
+            flags[p] |= PG_tail
+            private[p] = 0
+    else:
+        store.flags_np[page + 1 : page + nr] |= np.uint16(PG_tail)
+        store.private_np[page + 1 : page + nr] = 0
     store.private[page + 1] = order
 
 
@@ -1271,18 +1284,20 @@ def prep_new_page(
     LRU / movable_ops pages ``try_to_claim_block`` counts.
     """
     store = zone.mm.store
+    flags = store.flags
     store.private[page] = 0
-    if order and gfp_flags & G.__GFP_COMP:
+    if order and gfp_flags & _GFP_COMP:
         prep_compound_page(store, page, order)
     if migratetype == MIGRATE_MOVABLE:
-        if order:
+        if order > _SMALL_ORDER:
             store.flags_np[page : page + (1 << order)] |= np.uint16(PG_lru)
         else:
-            store.flags[page] |= PG_lru
+            for p in range(page, page + (1 << order)):
+                flags[p] |= PG_lru
     if alloc_flags & ALLOC_NO_WATERMARKS:
-        store.flags[page] |= PG_pfmemalloc
+        flags[page] |= PG_pfmemalloc
     else:
-        store.flags[page] &= ~PG_pfmemalloc & 0xFFFF
+        flags[page] &= ~PG_pfmemalloc & 0xFFFF
 
 
 def alloc_flags_nofragment(mm: Machine, zone: Zone | None, gfp_mask: int) -> int:
