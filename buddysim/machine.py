@@ -497,7 +497,7 @@ class Machine:
             is_frozen = self.refs.is_frozen_raw
             if nr == 1:
                 return (-1, 0) if is_frozen(w[pfn]) else (pfn, 1)
-            if all(map(is_frozen, w[pfn : pfn + nr])):
+            if self.refs.all_frozen_raws(w[pfn : pfn + nr]):
                 return -1, 0
             bad = [p for p in range(pfn, pfn + nr) if not is_frozen(w[p])]
             return (bad[0], len(bad)) if bad else (-1, 0)

@@ -38,6 +38,8 @@ class Baseline(PageRefModel):
     def is_frozen_raw(raw: int) -> bool:
         return raw == 0
 
+    _RUN_TEST = (is_frozen_raw.__func__, lambda raws: not any(raws))
+
     @staticmethod
     def count_of_raw(raw: int) -> int:
         return raw

@@ -15,7 +15,7 @@ Simplified: atomics are sequentially consistent (ordering variants such as ``_re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, NamedTuple, Protocol
@@ -158,6 +158,9 @@ class PageRefModel:
         self.report: Callable[[Finding], None] = report or self.findings.append
         self.trace = trace
         self._warned: set[tuple[str, str]] = set()
+        run = type(self)._RUN_TEST
+        if run is not None and run[0] is type(self).is_frozen_raw:
+            self.all_frozen_raws = run[1]  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(debug_vm={self.debug_vm.value!r})"
@@ -177,6 +180,15 @@ class PageRefModel:
     def frozen_mask(raw: np.ndarray) -> np.ndarray:
         """Vectorised :meth:`is_frozen_raw` over an int32 array (for range checks)."""
         raise NotImplementedError
+
+    #: ``(is_frozen_raw, test)``: a C-speed :meth:`all_frozen_raws` for one encoding, used only
+    #: while the class's ``is_frozen_raw`` is that very function (a subclass with another
+    #: encoding falls back to the per-word test)
+    _RUN_TEST: ClassVar[tuple[Callable[[int], bool], Callable[[Sequence[int]], bool]] | None] = None
+
+    def all_frozen_raws(self, raws: Sequence[int]) -> bool:
+        """Is every raw word of a short run (a memoryview slice) frozen? Per word here."""
+        return all(map(self.is_frozen_raw, raws))
 
     def zero_count_mask(self, raw: np.ndarray) -> np.ndarray:
         """Vectorised ``page_ref_count(page) == 0`` over an int32 array (bad-page checks).

@@ -43,6 +43,8 @@ class FrozenBitModel(Baseline):
     def is_frozen_raw(raw: int) -> bool:
         return raw < 0
 
+    _RUN_TEST = (is_frozen_raw.__func__, lambda raws: not raws or max(raws) < 0)
+
     @staticmethod
     def count_of_raw(raw: int) -> int:
         return 0 if raw < 0 else raw
