@@ -479,12 +479,14 @@ class Engine:
             self._released(h, rec)
 
     def _put(self, event: dict[str, Any]) -> bool:
-        self._ensure_booted()
+        if not self.mm.handoff_done:
+            self._boot(self.mm)
         rec = self._page(event)
         if rec is None:
             return False
-        self._cpu(event)
-        restore = self._track_free()
+        if "cpu" in event:
+            self._cpu(event)
+        restore = self._track_free() if self._freed is not None else None
         try:
             fn = pa.put_page if event["op"] == "put_page" else pa.folio_put
             freed = fn(self.mm, rec[0])

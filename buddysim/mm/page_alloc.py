@@ -1338,20 +1338,24 @@ def get_page_from_freelist(
                 alloc_flags &= ~ALLOC_NOFRAGMENT
                 retry = True
                 break
-            if not zone.flags & ZONE_BELOW_HIGH:
-                mark = zone._watermark[WMARK_HIGH] + zone.watermark_boost  # high_wmark_pages()
-                if zone_watermark_fast(zone, order, mark, highest_zoneidx, alloc_flags, gfp_mask):
-                    page = _try_this_zone(preferred_zone, zone, order, gfp_mask, alloc_flags, migratetype)
-                    if page is not None:
-                        return page
-                    continue
+            # above the high mark (high_wmark_pages()) a zone goes straight to try_this_zone
+            if zone.flags & ZONE_BELOW_HIGH or not zone_watermark_fast(
+                zone,
+                order,
+                zone._watermark[WMARK_HIGH] + zone.watermark_boost,
+                highest_zoneidx,
+                alloc_flags,
+                gfp_mask,
+            ):
                 zone.flags |= ZONE_BELOW_HIGH
-            mark = zone.wmark_pages(alloc_flags & ALLOC_WMARK_MASK)
-            if not zone_watermark_fast(zone, order, mark, highest_zoneidx, alloc_flags, gfp_mask):
-                if not alloc_flags & ALLOC_NO_WATERMARKS:
-                    continue
-            page = _try_this_zone(preferred_zone, zone, order, gfp_mask, alloc_flags, migratetype)
+                mark = zone.wmark_pages(alloc_flags & ALLOC_WMARK_MASK)
+                if not zone_watermark_fast(zone, order, mark, highest_zoneidx, alloc_flags, gfp_mask):
+                    if not alloc_flags & ALLOC_NO_WATERMARKS:
+                        continue
+            # try_this_zone:
+            page = rmqueue(preferred_zone or zone, zone, order, gfp_mask, alloc_flags, migratetype)
             if page is not None:
+                prep_new_page(zone, page, order, gfp_mask, alloc_flags, migratetype)
                 return page
         if retry:
             continue
@@ -1359,15 +1363,6 @@ def get_page_from_freelist(
             alloc_flags &= ~ALLOC_NOFRAGMENT
             continue
         return None
-
-
-def _try_this_zone(
-    preferred_zone: Zone | None, zone: Zone, order: int, gfp_mask: int, alloc_flags: int, migratetype: int
-) -> int | None:
-    page = rmqueue(preferred_zone or zone, zone, order, gfp_mask, alloc_flags, migratetype)
-    if page is not None:
-        prep_new_page(zone, page, order, gfp_mask, alloc_flags, migratetype)
-    return page
 
 
 def gfp_to_alloc_flags(gfp_mask: int, order: int, page_group_by_mobility_disabled: bool = False) -> int:
