@@ -1,7 +1,8 @@
 """Replay throughput and memory, as ratios (not a test).
 
 Generates an order-0..3 churn trace of N events (buddysim gen churn), then measures, each in a
-fresh process: (a) parsing only (TraceReader: the floor any replay pays), (b) `buddysim replay`
+fresh process: (a) parsing only (TraceReader: the floor any replay pays), (a') parsing plus the
+engine's dispatch with every op handler a no-op (what the engine itself adds), (b) `buddysim replay`
 with the default checks (cheap per-operation checks; the whole-zone sweeps every 100000
 events), reporting events/s, the ratio replay/parse, and peak RSS. Run it at two sizes to see
 that memory stays flat:
@@ -26,6 +27,21 @@ with TraceReader(sys.argv[1]) as r:
     for _ in r:
         n += 1
 dt = time.perf_counter() - t
+print(n, dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+DISPATCH = """
+import resource, sys, time
+from buddysim.engine import Engine
+from buddysim.machine import Machine
+from buddysim.trace.reader import TraceReader
+with TraceReader(sys.argv[1]) as r:
+    e = Engine(Machine.simple(1 << 12), r)
+    for op in list(e._dispatch):
+        e._dispatch[op] = lambda ev: None  # every handler a no-op: reader + engine only
+    t = time.perf_counter()
+    n = e.run()
+    dt = time.perf_counter() - t
 print(n, dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
@@ -73,11 +89,13 @@ def bench(n: int, tmp: str) -> dict[str, object]:
     )
     gen_s = time.perf_counter() - t
     pn, pt, _parse_rss = run(PARSE, path)
+    dn, dt, _dispatch_rss = run(DISPATCH, path)
     out = {
         "events": int(pn),
         "trace_mb": round(os.path.getsize(path) / 2**20, 1),
         "gen_s": round(gen_s, 1),
         "parse_per_s": round(int(pn) / float(pt)),
+        "dispatch_per_s": round(int(dn) / float(dt)),
     }
     for dv in ("off", "bug"):
         rn, rt, rrss, code, findings = run(REPLAY, path, dv)
