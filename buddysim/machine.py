@@ -490,17 +490,14 @@ class Machine:
 
     def unfrozen_pages(self, pfn: int, nr: int) -> tuple[int, int]:
         """(first unfrozen pfn or -1, how many) in ``[pfn, pfn+nr)`` under the active model:
-        page by page in Python for small blocks (numpy's per-call cost dominates), at C speed
-        otherwise."""
+        a memoryview run for small blocks (numpy's per-call cost dominates), numpy otherwise."""
         if nr <= 16:
             w = self.store.refcount
-            is_frozen = self.refs.is_frozen_raw
-            if nr == 1:
-                return (-1, 0) if is_frozen(w[pfn]) else (pfn, 1)
             if self.refs.all_frozen_raws(w[pfn : pfn + nr]):
                 return -1, 0
+            is_frozen = self.refs.is_frozen_raw
             bad = [p for p in range(pfn, pfn + nr) if not is_frozen(w[p])]
-            return (bad[0], len(bad)) if bad else (-1, 0)
+            return bad[0], len(bad)
         _ok, first, count = self.refs.all_frozen(pfn, nr)
         return first, count
 

@@ -511,7 +511,7 @@ def __free_frozen_pages(zone: Zone, page: int, order: int, fpi_flags: int) -> No
     """
     pfn = page
     mm = zone.mm
-    if order > PAGE_ALLOC_COSTLY_ORDER and not pcp_allowed_order(zone, order):
+    if not pcp_allowed_order(zone, order):
         __free_pages_ok(zone, page, order, fpi_flags)
         return
     if not __free_pages_prepare(zone, page, order, fpi_flags):
@@ -595,9 +595,7 @@ def nr_pcp_high(pcp: PerCpuPages, zone: Zone, batch: int, free_high: bool) -> in
     """``nr_pcp_high()``: the high mark that triggers a drain, adjusting ``pcp->high``."""
     high_min = pcp.high_min
     high_max = pcp.high_max
-    high = pcp.high
-    # clamp(), inlined
-    high = pcp.high = high_max if high >= high_max else high_min if high <= high_min else high
+    high = pcp.high = clamp(pcp.high, high_min, high_max)
     if high == 0:
         return 0
     if free_high:
@@ -628,12 +626,7 @@ def free_frozen_page_commit(
     mm.check_frozen_entry(page, order, "free_frozen_page_commit")
     pcp.alloc_factor >>= 1
     zone.PGFREE += 1 << order
-    # order_to_pindex(), inlined for the low orders
-    pindex = (
-        MIGRATE_PCPTYPES * order + migratetype
-        if order <= PAGE_ALLOC_COSTLY_ORDER
-        else order_to_pindex(migratetype, order)
-    )
+    pindex = order_to_pindex(migratetype, order)
     pcp.lists[pindex].add(page, False)
     mm.store.flags[page] |= PG_pcp
     nr_pages = 1 << order
@@ -779,12 +772,7 @@ def rmqueue_pcplist(
     """``rmqueue_pcplist()``: this CPU's pcp list for (order, migratetype)."""
     pcp = zone.per_cpu_pageset[zone.mm.cpu]
     pcp.free_count >>= 1
-    # order_to_pindex(), inlined for the low orders
-    pindex = (
-        MIGRATE_PCPTYPES * order + migratetype
-        if order <= PAGE_ALLOC_COSTLY_ORDER
-        else order_to_pindex(migratetype, order)
-    )
+    pindex = order_to_pindex(migratetype, order)
     lst = pcp.lists[pindex]
     page = __rmqueue_pcplist(zone, order, migratetype, alloc_flags, pcp, lst)
     if page is not None:
@@ -1172,7 +1160,7 @@ def rmqueue(
 ) -> int | None:
     """``rmqueue()``: pcp for pcp-able orders, else (or when the pcp refill fails) the buddy."""
     page = None
-    if order <= PAGE_ALLOC_COSTLY_ORDER or pcp_allowed_order(zone, order):
+    if pcp_allowed_order(zone, order):
         page = rmqueue_pcplist(preferred_zone, zone, order, migratetype, alloc_flags)
     if page is None:
         page = rmqueue_buddy(preferred_zone, zone, order, alloc_flags, migratetype)
@@ -1234,11 +1222,8 @@ def zone_watermark_fast(
     """``zone_watermark_fast()``: the cheap order-0 test first, then the full one."""
     free_pages = z.NR_FREE_PAGES
     if not order:
-        # __zone_watermark_unusable_free(z, 0, alloc_flags), inlined
-        reserved = 0 if alloc_flags & ALLOC_RESERVES else z.nr_free_highatomic
-        if not alloc_flags & ALLOC_CMA:
-            reserved += z.NR_FREE_CMA_PAGES
-        usable_free = free_pages - (reserved if reserved < free_pages else free_pages)
+        reserved = __zone_watermark_unusable_free(z, 0, alloc_flags)
+        usable_free = free_pages - min(free_pages, reserved)
         if usable_free > mark + z.lowmem_reserve[highest_zoneidx]:
             return True
     if __zone_watermark_ok(z, order, mark, highest_zoneidx, alloc_flags, free_pages):
