@@ -354,6 +354,16 @@ def test_cli_find_without_ui(trace: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["inspect", str(trace), "--refcount", "baseline,final", "--find", "1"]) == 2
 
 
+def test_cli_at_past_the_end_is_bad_input(trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """As ``show --at``: an event the trace does not have is refused (exit 2), not clamped."""
+    total = _session(trace).total
+    assert main(["inspect", str(trace), "--find", "1", "--at", str(total), "--json"]) in (0, 1)  # 1: findings
+    assert json.loads(capsys.readouterr().out)["event"] == total
+    assert main(["inspect", str(trace), "--find", "1", "--at", str(total + 1)]) == 2
+    assert f"--at: the trace has only {total} events" in capsys.readouterr().err
+    assert main(["inspect", str(trace), "--at", str(total + 1)]) == 2  # before the UI starts
+
+
 # ---------------------------------------------------------------------------------- big machines
 def test_responsive_on_a_64g_machine() -> None:
     """The view model, the page map and find-pfn on x86_64-64g (16.7M pages, 31k pageblocks in

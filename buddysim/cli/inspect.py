@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
@@ -24,6 +24,10 @@ from buddysim.cli.common import (
 from buddysim.config import Config, resolve_config
 from buddysim.errors import BadInput
 from buddysim.machine import Machine
+
+if TYPE_CHECKING:
+    from buddysim.tui.session import InspectSession
+
 
 __all__ = ["InspectCommand", "load_session"]
 
@@ -125,7 +129,7 @@ class InspectCommand(Command):
             metavar="N",
             type=nonneg_int,
             default=None,
-            help="with --find: after event N (default: end)",
+            help="after event N: where --find looks (default: the end), where the UI opens (default: 0)",
         )
         parser.add_argument("--json", action="store_true", help="with --find: JSON on stdout")
 
@@ -138,10 +142,12 @@ class InspectCommand(Command):
             session = load_session(args)
             if args.zone is not None and args.zone >= len(session.mm.zones):
                 raise BadInput(f"zone index {args.zone}: the machine has {len(session.mm.zones)} zones")
+            if args.at is not None:
+                session.goto(_event_index(session, args.at))
             InspectApp(session, zone=args.zone).run()
             return 1 if session.mm.nr_findings else 0
         session = load_session(args)
-        session.goto(session.total if args.at is None else args.at)
+        session.goto(session.total if args.at is None else _event_index(session, args.at))
         info = session.find(args.find)
         if args.json:
             out = {"schema_version": 1, "event": session.index, **info.as_dict()}
@@ -153,3 +159,10 @@ class InspectCommand(Command):
             for i, line in enumerate(info.describe()):
                 console.print(Text(line, style="bold" if i == 0 else ""))
         return 1 if session.mm.nr_findings else 0
+
+
+def _event_index(session: InspectSession, at: int) -> int:
+    """``--at N`` checked against the trace: past its last event is bad input, as in ``show``."""
+    if at > session.total:
+        raise BadInput(f"the trace has only {session.total} events", field="--at")
+    return at
