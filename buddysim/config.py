@@ -41,6 +41,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic import model_validator as _model_validator
 
 from buddysim.errors import BadInput
+from buddysim.toml_text import locate_key, toml_decode_error
 
 __all__ = [
     "DEFAULT_DMA32_LIMIT",
@@ -618,48 +619,8 @@ def _messages(e: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
-_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-]+)\s*\]\]?\s*(?:#.*)?$")
-_KEY_RE = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
-
-
-def _locate(text: str, keypath: str) -> int | None:
-    """Best-effort 1-based line of ``keypath`` (``memory[1].end``) in TOML ``text``."""
-    m = re.match(r"^([A-Za-z0-9_]+)(?:\[(\d+)\])?(?:\.([A-Za-z0-9_]+))?", keypath)
-    if not m:
-        return None
-    table, index, leaf = m.group(1), m.group(2), m.group(3)
-    counts: dict[str, int] = {}
-    current: tuple[str, int | None] = ("", None)
-    header_line: int | None = None
-    for n, line in enumerate(text.splitlines(), 1):
-        h = _HEADER_RE.match(line)
-        if h:
-            name = h.group(2)
-            if h.group(1) == "[[":
-                counts[name] = counts.get(name, -1) + 1
-                current = (name, counts[name])
-            else:
-                current = (name, None)
-            if current[0] == table and (index is None or current[1] == int(index)):
-                header_line = n
-                if leaf is None:
-                    return n
-            continue
-        k = _KEY_RE.match(line)
-        if not k:
-            continue
-        key = k.group(1)
-        if index is None and leaf is None and current[0] == "" and key == table:
-            return n
-        if index is None and leaf is not None and current == (table, None) and key == leaf:
-            return n
-        if index is not None and current == (table, int(index)) and key == leaf:
-            return n
-    return header_line
-
-
 def _bad(source: str, text: str | None, field: str | None, message: str) -> BadInput:
-    line = _locate(text, field) if (text is not None and field) else None
+    line = locate_key(text, field) if (text is not None and field) else None
     return BadInput(message, where=f"{source}:{line}" if line else source, field=field or None)
 
 
@@ -683,9 +644,7 @@ def _load_text(text: str, source: str) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
-        where = f"{source}:{m.group(1)}" if m else source
-        raise BadInput(f"invalid TOML: {str(e).split(' (at line')[0]}", where=where) from None
+        raise toml_decode_error(e, source) from None
     return config_from_dict(data, source, text)
 
 

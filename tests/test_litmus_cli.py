@@ -78,11 +78,11 @@ def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 @pytest.mark.parametrize(
     ("text", "expect"),
     [
-        (GOOD.replace('"put"]', '"put"]\nbogus = 1', 1), "s.toml: thread[0].bogus: Extra inputs"),
-        (GOOD.replace('"get"', '"fly"'), "s.toml: thread[1].program[0]: unknown action 'fly'"),
-        (GOOD.replace("count = 1", 'count = "one"'), "s.toml: initial.count"),
-        (GOOD.replace('final = "pass"', 'v9 = "pass"'), "s.toml: expect.v9: unknown refcount model 'v9'"),
-        (GOOD.replace("[initial]", "[initial"), "s.toml: invalid TOML"),
+        (GOOD.replace('"put"]', '"put"]\nbogus = 1', 1), "s.toml:10: thread[0].bogus: Extra inputs"),
+        (GOOD.replace('"get"', '"fly"'), "s.toml:13: thread[1].program[0]: unknown action 'fly'"),
+        (GOOD.replace("count = 1", 'count = "one"'), "s.toml:3: initial.count"),
+        (GOOD.replace('final = "pass"', 'v9 = "pass"'), "s.toml:16: expect.v9: unknown refcount model 'v9'"),
+        (GOOD.replace("[initial]", "[initial"), "s.toml:2: invalid TOML"),
     ],
 )
 def test_bad_input_exits_2_naming_file_and_key(
@@ -93,6 +93,15 @@ def test_bad_input_exits_2_naming_file_and_key(
     err = capsys.readouterr().err
     assert expect in err
     assert "Traceback" not in err
+
+
+def test_setup_that_cannot_run_names_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An error found while exploring (not while parsing) still points at the TOML line."""
+    text = GOOD.replace("mapped = true", 'mapped = true\nsetup = ["allocate"]')  # the page is not free
+    f = _write(tmp_path, text)
+    assert main(["litmus", f]) == 2
+    err = capsys.readouterr().err
+    assert "s.toml:5: initial.setup: setup action 'allocate" in err and "cannot run" in err
 
 
 def test_unknown_model_and_missing_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

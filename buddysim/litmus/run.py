@@ -17,7 +17,7 @@ from buddysim.refcount.page_ref import PageRefModel
 from buddysim.refcount.registry import BUILTIN_MODELS, ModelLookupError
 
 from .explorer import Exploration, Explorer
-from .scenario import INVARIANTS, Scenario
+from .scenario import INVARIANTS, Scenario, scenario_error
 from .stepper import ModelNondeterminism
 from .variants import LITMUS_VARIANTS, resolve_model
 
@@ -80,7 +80,7 @@ def _resolve(scenario: Scenario, spec: str, named_in_file: bool) -> type[PageRef
         return resolve_model(spec)
     except ModelLookupError as e:
         if named_in_file:
-            raise BadInput(str(e), where=scenario.path, field=f"expect.{spec}") from None
+            raise scenario_error(scenario, str(e), f"expect.{spec}") from None
         raise
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from buddysim.errors import BadInput
 from buddysim.refcount.sites import SITES
+from buddysim.toml_text import locate_key, toml_decode_error
 
 __all__ = [
     "ACTIONS",
@@ -36,6 +37,7 @@ __all__ = [
     "load_scenario",
     "parse_raw_expr",
     "parse_scenario",
+    "scenario_error",
 ]
 
 #: The oracle's invariants, in report order (docs/litmus.md, "Invariants").
@@ -370,8 +372,9 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def parse_scenario(data: dict[str, Any], where: str) -> Scenario:
-    """Validate a parsed TOML document; errors become BadInput(file, key)."""
+def parse_scenario(data: dict[str, Any], where: str, text: str | None = None) -> Scenario:
+    """Validate a parsed TOML document; errors become BadInput(file[:line], key), the line
+    found in ``text`` (the file's TOML source) when given."""
     data = dict(data)
     data.setdefault("name", Path(where).stem)
     data["path"] = where
@@ -384,19 +387,31 @@ def parse_scenario(data: dict[str, Any], where: str) -> Scenario:
         msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "union_tag_invalid":
             msg = f"unknown action {first['input'].get('action')!r}; expected one of {', '.join(ACTIONS)}"
-        raise BadInput(msg + more, where=where, field=_loc(tuple(first["loc"]))) from None
+        field = _loc(tuple(first["loc"]))
+        line = locate_key(text, field) if text is not None else None
+        raise BadInput(msg + more, where=f"{where}:{line}" if line else where, field=field) from None
+
+
+def scenario_error(scenario: Scenario, message: str, field: str) -> BadInput:
+    """Bad input found after parsing (an unknown model, a setup that cannot run), located at
+    ``file:line`` of ``field`` when the scenario's file can still be read."""
+    try:
+        line = locate_key(Path(scenario.path).read_text(), field)
+    except (OSError, UnicodeDecodeError):
+        line = None
+    return BadInput(message, where=f"{scenario.path}:{line}" if line else scenario.path, field=field)
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate one scenario file."""
     p = Path(path)
     try:
-        with p.open("rb") as f:
-            data = tomllib.load(f)
+        text = p.read_bytes().decode()
+        data = tomllib.loads(text)
     except OSError as e:
         raise BadInput(f"cannot read scenario: {e.strerror}", where=str(p)) from None
     except tomllib.TOMLDecodeError as e:
-        raise BadInput(f"invalid TOML: {e}", where=str(p)) from None
+        raise toml_decode_error(e, str(p)) from None
     except UnicodeDecodeError as e:
         raise BadInput(f"not a UTF-8 TOML file ({e.reason} at byte {e.start})", where=str(p)) from None
-    return parse_scenario(data, str(p))
+    return parse_scenario(data, str(p), text)

@@ -44,7 +44,7 @@ from .oracle import (
     terminal_violations,
 )
 from .program import END, PAGE, WORD, Instr, Op, compile_program, refs_var, run_call
-from .scenario import RawExpr, Scenario, WitnessSpec
+from .scenario import RawExpr, Scenario, WitnessSpec, scenario_error
 from .stepper import StepOutcome, Stepper, fmt_word
 
 __all__ = ["Edge", "Machine", "StepRow", "Trace", "eval_raw", "site_table_for"]
@@ -182,11 +182,11 @@ class Machine:
             while s.threads[-1].status == RUNNING:
                 e = self.succ(s, len(threads), detail=True)
                 if e is None:
-                    raise BadInput(
+                    raise scenario_error(
+                        self.scenario,
                         f"setup action {init.instrs[s.threads[-1].pc].label!r} cannot run (it waits "
                         "for a page state the setup never reaches)",
-                        where=self.scenario.path,
-                        field="initial.setup",
+                        "initial.setup",
                     )
                 assert e.row is not None
                 rows.append(e.row)
