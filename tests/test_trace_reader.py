@@ -475,7 +475,7 @@ def test_check_trace_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_check_trace_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-trace", "t.jsonl", "--max-errors", "0"]) == 2
-    assert "expected a positive integer, got 0" in capsys.readouterr().err
+    assert "expected a positive integer, got '0'" in capsys.readouterr().err
     assert main(["check-trace", "missing.jsonl"]) == 2
     assert capsys.readouterr().err == (
         "buddysim check-trace: error: missing.jsonl: cannot open trace: No such file or directory\n"

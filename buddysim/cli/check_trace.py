@@ -13,22 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from buddysim.cli.base import Command
+from buddysim.cli.common import positive_int
 from buddysim.errors import BadInput
 from buddysim.trace.events import OPS
 from buddysim.trace.reader import DEFAULT_MAX_ERRORS, TraceReader
 
 __all__ = ["CheckTraceCommand"]
-
-
-def positive_int(text: str) -> int:
-    """argparse ``type=``: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 class CheckTraceCommand(Command):
