@@ -8,10 +8,12 @@ events), reporting events/s, the ratio replay/parse, and peak RSS. Run it at two
 that memory stays flat:
 
     .venv/bin/python benchmarks/bench_replay.py 1000000 10000000
+    .venv/bin/python benchmarks/bench_replay.py --profile 200000   # where the time goes
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -59,12 +61,26 @@ print(d["events"], dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, code,
 """
 
 
+PROFILE = """
+import cProfile, io, pstats, sys
+from contextlib import redirect_stdout
+from buddysim.cli import main
+prof = cProfile.Profile()
+with redirect_stdout(io.StringIO()):
+    prof.runcall(main, ["replay", sys.argv[1], "--json", "-q"])
+st = pstats.Stats(prof)
+st.sort_stats("tottime").print_stats(25)
+st.sort_stats("cumulative").print_stats(r"engine.py.*\\((_alloc_pages|_free_pages|_put|_drain|_apply)\\)|reader.py")
+"""
+
+
 def run(code: str, *args: str) -> list[str]:
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
     return out.stdout.split()
 
 
-def bench(n: int, tmp: str) -> dict[str, object]:
+def generate(n: int, tmp: str) -> tuple[str, float]:
+    """The churn trace of ``n`` events and the seconds ``buddysim gen`` took."""
     path = os.path.join(tmp, f"churn-{n}.jsonl")
     t = time.perf_counter()
     subprocess.run(
@@ -87,7 +103,11 @@ def bench(n: int, tmp: str) -> dict[str, object]:
         ],
         check=True,
     )
-    gen_s = time.perf_counter() - t
+    return path, time.perf_counter() - t
+
+
+def bench(n: int, tmp: str) -> dict[str, object]:
+    path, gen_s = generate(n, tmp)
     pn, pt, _parse_rss = run(PARSE, path)
     dn, dt, _dispatch_rss = run(DISPATCH, path)
     out = {
@@ -109,7 +129,23 @@ def bench(n: int, tmp: str) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    sizes = [int(a) for a in sys.argv[1:]] or [1_000_000]
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("sizes", nargs="*", type=int, default=[1_000_000], help="events per trace")
+    ap.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        help="instead: cProfile one replay of an N-event trace (top 25 by own time, then the "
+        "engine's handlers and the reader by cumulative time)",
+    )
+    a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        for n in sizes:
-            print(json.dumps(bench(n, tmp)), flush=True)
+        if a.profile:
+            trace, _ = generate(a.profile, tmp)
+            out = subprocess.run(
+                [sys.executable, "-c", PROFILE, trace], capture_output=True, text=True, check=True
+            )
+            print(out.stdout)
+        else:
+            for n in a.sizes:
+                print(json.dumps(bench(n, tmp)), flush=True)
