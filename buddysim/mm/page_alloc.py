@@ -77,6 +77,7 @@ from buddysim.mm.mmzone import (
 )
 from buddysim.mm.page_store import (
     PAGE_FLAGS_CHECK_AT_FREE,
+    PAGE_FLAGS_CHECK_AT_PREP,
     PageStore,
     PG_buddy,
     PG_head,
@@ -345,11 +346,12 @@ def free_one_page(zone: Zone, page: int, pfn: int, order: int, fpi_flags: int) -
 
 
 # ---------------------------------------------------------------------------------- freeing
-def free_page_is_bad_reason(zone: Zone, page: int) -> str | None:
-    """``page_bad_reason()`` of ``page_expected_state(page, PAGE_FLAGS_CHECK_AT_FREE)``.
+def page_bad_reason(zone: Zone, page: int, flags: int) -> str | None:
+    """``page_bad_reason(page, flags)``: why a page is not in the expected state, or None.
 
     The kernel picks the LAST matching reason; ``_refcount`` is read with ``page_ref_count()``,
-    so a frozen-bit page passes under the series.
+    so a frozen-bit page passes under the series. ``flags`` is PAGE_FLAGS_CHECK_AT_FREE (free
+    side) or PAGE_FLAGS_CHECK_AT_PREP (allocation side).
     """
     mm = zone.mm
     f = mm.store.flags[page]
@@ -360,8 +362,11 @@ def free_page_is_bad_reason(zone: Zone, page: int) -> str | None:
         reason = "non-NULL mapping"
     if mm.refs.page_ref_count(page) != 0:
         reason = "nonzero _refcount"
-    if f & PAGE_FLAGS_CHECK_AT_FREE:
-        reason = "PAGE_FLAGS_CHECK_AT_FREE flag(s) set"
+    if f & flags:
+        if flags == PAGE_FLAGS_CHECK_AT_PREP:
+            reason = "PAGE_FLAGS_CHECK_AT_PREP flag(s) set"
+        else:
+            reason = "PAGE_FLAGS_CHECK_AT_FREE flag(s) set"
     return reason
 
 
@@ -436,11 +441,11 @@ def __free_pages_prepare(zone: Zone, page: int, order: int, fpi_flags: int) -> b
     if check_pages:
         # free_page_is_bad(): the cheap test first, the reason only for a bad page
         if head_flags & _BAD_AT_FREE or refs.count_of_raw(store.refcount[page]) != 0:
-            bad_page(zone, page, free_page_is_bad_reason(zone, page) or "bad page", order)
+            bad_page(zone, page, page_bad_reason(zone, page, PAGE_FLAGS_CHECK_AT_FREE) or "bad page", order)
             bad += 1
         if bad:
             return False
-    flags[page] = head_flags & (PG_mapping | PG_mapped | PG_hwpoison)  # &= ~PAGE_FLAGS_CHECK_AT_PREP
+    flags[page] = head_flags & ~PAGE_FLAGS_CHECK_AT_PREP & 0xFFFF
     if mm.frag_live:
         mm.frag_live.pop(page, None)  # a page_frag page freed by any path is no cache page any more
     store.private[page] = 0
@@ -474,7 +479,7 @@ def _prepare_tails_small(zone: Zone, page: int, order: int, compound: bool, chec
                 bad_page(zone, p, "PageTail not set", order)
                 bad += 1
             if f & _BAD_AT_FREE or count_of_raw(w[p]) != 0:
-                bad_page(zone, p, free_page_is_bad_reason(zone, p) or "bad page", order)
+                bad_page(zone, p, page_bad_reason(zone, p, PAGE_FLAGS_CHECK_AT_FREE) or "bad page", order)
                 bad += 1
                 continue
         flags[p] = f & PG_hwpoison
@@ -494,7 +499,7 @@ def _check_free_range(zone: Zone, start: int, nr: int, order: int) -> int:
     offenders = np.flatnonzero(bad).tolist()
     for off in offenders:
         p = start + off
-        bad_page(zone, p, free_page_is_bad_reason(zone, p) or "bad page", order)
+        bad_page(zone, p, page_bad_reason(zone, p, PAGE_FLAGS_CHECK_AT_FREE) or "bad page", order)
     return len(offenders)
 
 
@@ -780,22 +785,6 @@ def rmqueue_pcplist(
     return page
 
 
-def check_new_page_bad_reason(zone: Zone, page: int) -> str | None:
-    """``page_bad_reason(page, PAGE_FLAGS_CHECK_AT_PREP)``: the last matching reason, or None."""
-    mm = zone.mm
-    f = mm.store.flags[page]
-    reason = None
-    if f & PG_mapped:
-        reason = "nonzero mapcount"
-    if f & PG_mapping:
-        reason = "non-NULL mapping"
-    if mm.refs.page_ref_count(page) != 0:
-        reason = "nonzero _refcount"
-    if f & ~(PG_mapping | PG_mapped | PG_hwpoison) & 0xFFFF:
-        reason = "PAGE_FLAGS_CHECK_AT_PREP flag(s) set"
-    return reason
-
-
 def check_new_pages(zone: Zone, page: int, order: int) -> bool:
     """``check_new_pages()``: true if a page of the block is bad (then leaked; the caller retries).
 
@@ -830,7 +819,7 @@ def check_new_pages(zone: Zone, page: int, order: int) -> bool:
         if store.flags[p] & PG_hwpoison:
             store.flags[p] &= ~PG_buddy & 0xFFFF  # check_new_page_bad(): don't complain
             continue
-        bad_page(zone, p, check_new_page_bad_reason(zone, p) or "bad page", order)
+        bad_page(zone, p, page_bad_reason(zone, p, PAGE_FLAGS_CHECK_AT_PREP) or "bad page", order)
     return True
 
 
