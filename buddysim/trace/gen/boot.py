@@ -57,6 +57,8 @@ __all__ = [
     "Option",
     "Session",
     "Weights",
+    "after_handoff",
+    "all_freed",
     "bool_option",
     "boot_body",
     "check_events",
@@ -480,6 +482,25 @@ def handoff_body(s: Session) -> Body:
     yield {"op": "memblock_free_all"}
     yield {"op": "mark", "label": "boot"}
     yield from checks(s, per_zone=True, message="after memblock_free_all", machine=s.boot_machine())
+
+
+def after_handoff(
+    body: Callable[[Session, dict[str, Any]], Body],
+) -> Callable[[Session, dict[str, Any]], Body]:
+    """A workload generator's body: :func:`handoff_body`, then ``body(session, options)``."""
+
+    def run(s: Session, o: dict[str, Any]) -> Body:
+        yield from handoff_body(s)
+        yield from body(s, o)
+
+    return run
+
+
+def all_freed(s: Session, message: str) -> Body:
+    """The end of a workload that gave everything back: drain the pcp lists, then check that
+    the free page count is the booted machine's."""
+    yield {"op": "drain_all_pages"}
+    yield {"op": "check", "nr_free": s.boot_nr_free(), "message": message}
 
 
 def boot_body(s: Session) -> Body:

@@ -35,12 +35,13 @@ from buddysim.trace.gen.boot import (
     GeneratedTrace,
     Option,
     Session,
+    after_handoff,
+    all_freed,
     bool_option,
     cpus_option,
     cumulative,
     float_option,
     format_weights,
-    handoff_body,
     int_option,
     int_parser,
     make_trace,
@@ -229,13 +230,7 @@ def churn_body(s: Session, o: dict[str, Any], *, label: str = "churn") -> Body:
         while heap:
             _due, _seq, handle, action = heapq.heappop(heap)
             yield release(handle, action)
-        yield {"op": "drain_all_pages"}
-        yield {"op": "check", "nr_free": s.boot_nr_free(), "message": "every allocation freed"}
-
-
-def _body(s: Session, o: dict[str, Any]) -> Body:
-    yield from handoff_body(s)
-    yield from churn_body(s, o)
+        yield from all_freed(s, "every allocation freed")
 
 
 def generate(seed: int = 1, *, config: str | Config = DEFAULT_CONFIG, **options: Any) -> GeneratedTrace:
@@ -244,4 +239,4 @@ def generate(seed: int = 1, *, config: str | Config = DEFAULT_CONFIG, **options:
     Runs without a shadow machine (fast enough for million-event benchmark traces); the end
     check's ``nr_free`` comes from booting the configured machine once.
     """
-    return make_trace("churn", seed, config, OPTIONS, options, _body, shadow=False)
+    return make_trace("churn", seed, config, OPTIONS, options, after_handoff(churn_body), shadow=False)

@@ -33,13 +33,14 @@ from buddysim.trace.gen.boot import (
     GeneratedTrace,
     Option,
     Session,
+    after_handoff,
+    all_freed,
     bool_option,
     checks,
     cpus_option,
     cumulative,
     float_option,
     format_weights,
-    handoff_body,
     int_option,
     make_trace,
     pick,
@@ -153,15 +154,9 @@ def fragmentation_body(s: Session, o: dict[str, Any]) -> Body:
         rng.shuffle(pinned)
         for handle in pinned:
             yield {"op": "__free_pages", "order": 0, "handle": handle, "cpu": rng.randrange(cpus)}
-        yield {"op": "drain_all_pages"}
-        yield {"op": "check", "nr_free": s.boot_nr_free(), "message": "every allocation freed"}
-
-
-def _body(s: Session, o: dict[str, Any]) -> Body:
-    yield from handoff_body(s)
-    yield from fragmentation_body(s, o)
+        yield from all_freed(s, "every allocation freed")
 
 
 def generate(seed: int = 1, *, config: str | Config = DEFAULT_CONFIG, **options: Any) -> GeneratedTrace:
     """A fragmentation trace: page cache, scattered kernel allocations, reclaim, THP probes."""
-    return make_trace("fragmentation", seed, config, OPTIONS, options, _body)
+    return make_trace("fragmentation", seed, config, OPTIONS, options, after_handoff(fragmentation_body))

@@ -35,10 +35,11 @@ from buddysim.trace.gen.boot import (
     GeneratedTrace,
     Option,
     Session,
+    after_handoff,
+    all_freed,
     cpus_option,
     cumulative,
     float_option,
-    handoff_body,
     int_option,
     make_trace,
     pick,
@@ -167,8 +168,7 @@ def gup_pin_body(s: Session, o: dict[str, Any], *, label: str = "gup-pin") -> Bo
             yield {"op": "page_ref", "fn": fn, "handle": page.handle, "nr": page.bias}
         page.pins = 0
         yield from _unmap(s, o, page)
-    yield {"op": "drain_all_pages"}
-    yield {"op": "check", "nr_free": s.boot_nr_free(), "message": "every pin dropped, every page freed"}
+    yield from all_freed(s, "every pin dropped, every page freed")
     if o["stale_pins"]:
         yield {"op": "mark", "label": "stale-pins"}
         yield {"op": "alloc_pages", "order": 0, "gfp": _USER_GFP, "cpu": 0, "handle": STALE_HANDLE}
@@ -188,11 +188,6 @@ def gup_pin_body(s: Session, o: dict[str, Any], *, label: str = "gup-pin") -> Bo
         }
 
 
-def _body(s: Session, o: dict[str, Any]) -> Body:
-    yield from handoff_body(s)
-    yield from gup_pin_body(s, o)
-
-
 def generate(seed: int = 1, *, config: str | Config = DEFAULT_CONFIG, **options: Any) -> GeneratedTrace:
     """A gup-pin trace: the handoff, pin traffic with raced unmaps, optionally ``--stale-pins``."""
-    return make_trace("gup-pin", seed, config, OPTIONS, options, _body)
+    return make_trace("gup-pin", seed, config, OPTIONS, options, after_handoff(gup_pin_body))

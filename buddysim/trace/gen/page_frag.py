@@ -43,9 +43,10 @@ from buddysim.trace.gen.boot import (
     GeneratedTrace,
     Option,
     Session,
+    after_handoff,
+    all_freed,
     bool_option,
     float_option,
-    handoff_body,
     int_option,
     int_parser,
     make_trace,
@@ -200,15 +201,9 @@ def page_frag_body(s: Session, o: dict[str, Any], *, label: str = "page_frag") -
         yield _free_one(st)
     for cache in st.used:
         yield {"op": "page_frag_cache_drain", "cache": cache}
-    yield {"op": "drain_all_pages"}
-    yield {"op": "check", "nr_free": s.boot_nr_free(), "message": "every fragment freed, caches drained"}
-
-
-def _body(s: Session, o: dict[str, Any]) -> Body:
-    yield from handoff_body(s)
-    yield from page_frag_body(s, o)
+    yield from all_freed(s, "every fragment freed, caches drained")
 
 
 def generate(seed: int = 1, *, config: str | Config = DEFAULT_CONFIG, **options: Any) -> GeneratedTrace:
     """A page_frag trace: the handoff, fragment traffic, the pfmemalloc phase, the drain."""
-    return make_trace("page_frag", seed, config, OPTIONS, options, _body)
+    return make_trace("page_frag", seed, config, OPTIONS, options, after_handoff(page_frag_body))

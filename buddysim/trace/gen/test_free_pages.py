@@ -29,12 +29,12 @@ from buddysim.trace.gen.boot import (
     GeneratedTrace,
     Option,
     Session,
+    after_handoff,
     bool_option,
     checks,
     cpus_option,
     cumulative,
     format_weights,
-    handoff_body,
     int_option,
     make_trace,
     pick,
@@ -98,11 +98,6 @@ def test_free_pages_body(s: Session, o: dict[str, Any], *, label: str = "test_fr
                 yield {"op": "check", "nr_free": start, "message": f"{gfp}: no leak after {i + 1}"}
 
 
-def _body(s: Session, o: dict[str, Any]) -> Body:
-    yield from handoff_body(s)
-    yield from test_free_pages_body(s, o)
-
-
 def generate(seed: int = 1, *, config: str | Config = DEFAULT_CONFIG, **options: Any) -> GeneratedTrace:
     """The lib/test_free_pages.c scenario with leak checks."""
-    return make_trace("test-free-pages", seed, config, OPTIONS, options, _body)
+    return make_trace("test-free-pages", seed, config, OPTIONS, options, after_handoff(test_free_pages_body))
