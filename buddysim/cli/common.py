@@ -25,6 +25,8 @@ __all__ = [
     "model_list",
     "nonneg_int",
     "positive_int",
+    "trace_config",
+    "trace_models",
 ]
 
 
@@ -110,6 +112,20 @@ def config_from_header(machine: str | Mapping[str, Any], trace: str) -> Config:
         except BadInput as e:
             raise BadInput(e.message, where=f"{trace}:1", field="header.machine") from None
     return config_from_dict(machine, source=f"{trace}: header.machine")
+
+
+def trace_config(args: argparse.Namespace, header: Mapping[str, Any], trace: str) -> Config:
+    """The machine of a run over a trace: ``--config``, else the one the header names."""
+    return resolve_config(args.config) if args.config else config_from_header(header["machine"], trace)
+
+
+def trace_models(
+    args: argparse.Namespace, header: Mapping[str, Any], config: Config
+) -> tuple[list[str], str | None]:
+    """The refcount models of a run over a trace (``--refcount``, else the header's, else the
+    config's) and its call-site table (``--sites``, else the header's; None: each model's own)."""
+    models = model_list(args.refcount, header.get("refcount") or config.refcount)
+    return models, args.sites if args.sites is not None else header.get("sites")
 
 
 def build_machine(

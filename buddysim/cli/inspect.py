@@ -16,10 +16,10 @@ from buddysim.cli.base import Command
 from buddysim.cli.common import (
     add_machine_options,
     build_machine,
-    config_from_header,
-    model_list,
     nonneg_int,
     positive_int,
+    trace_config,
+    trace_models,
 )
 from buddysim.config import Config, resolve_config
 from buddysim.errors import BadInput
@@ -58,18 +58,15 @@ def load_session(args: argparse.Namespace) -> Any:
 
         with TraceReader(source) as reader:
             header = dict(reader.header)
-            config: Config = (
-                resolve_config(args.config) if args.config else config_from_header(header["machine"], source)
-            )
+            config: Config = trace_config(args, header, source)
             events = [(line, dict(ev)) for line, ev in reader]
     else:
         if args.config:
             raise BadInput("--config goes with a trace; give the config itself as the argument", where=source)
         config = resolve_config(source)
-    models = model_list(args.refcount, header.get("refcount") or config.refcount)
+    models, sites = trace_models(args, header, config)
     if len(models) > 1:
         raise BadInput("inspect runs one refcount model at a time", field="--refcount")
-    sites = args.sites if args.sites is not None else header.get("sites")
 
     def make_machine() -> Machine:
         return build_machine(config, args, refcount=models[0], sites=sites)

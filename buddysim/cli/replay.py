@@ -17,12 +17,11 @@ from buddysim.cli.common import (
     add_trace_arguments,
     build_machine,
     check_output_path,
-    config_from_header,
-    model_list,
     nonneg_int,
     positive_int,
+    trace_config,
+    trace_models,
 )
-from buddysim.config import resolve_config
 from buddysim.engine import EndOfTrace, Engine, StepResult
 from buddysim.findings import FindingError
 from buddysim.lockstep import Feed, run_lockstep
@@ -102,16 +101,11 @@ class ReplayCommand(Command):
             args.trace, continue_on_error=args.continue_on_error, max_errors=args.max_errors
         ) as reader:
             header = reader.header
-            config = (
-                resolve_config(args.config)
-                if args.config
-                else config_from_header(header["machine"], args.trace)
-            )
+            config = trace_config(args, header, args.trace)
             self._setup = directed.replay_setup(args, header)
             if self._setup.initial_state is not None and self._setup.initial_state.config and not args.config:
                 config = self._setup.initial_state.config  # --initial-state BOOT.LOG: the captured machine
-            models = model_list(args.refcount, header.get("refcount") or config.refcount)
-            sites = args.sites if args.sites is not None else header.get("sites")
+            models, sites = trace_models(args, header, config)
             feed = Feed() if len(models) > 1 else None
             engines = []
             for m in models:

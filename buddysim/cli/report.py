@@ -17,12 +17,11 @@ from buddysim.cli.common import (
     add_trace_arguments,
     build_machine,
     check_output_path,
-    config_from_header,
-    model_list,
     nonneg_int,
     positive_int,
+    trace_config,
+    trace_models,
 )
-from buddysim.config import resolve_config
 from buddysim.engine import EndOfTrace, Engine
 from buddysim.errors import BadInput
 from buddysim.findings import FindingError
@@ -129,13 +128,8 @@ class ReportCommand(Command):
         check_data_dir(data_dir, args.force)
         with TraceReader(args.trace) as reader:
             header = reader.header
-            config = (
-                resolve_config(args.config)
-                if args.config
-                else config_from_header(header["machine"], args.trace)
-            )
-            models = model_list(args.refcount, header.get("refcount") or config.refcount)
-            sites = args.sites if args.sites is not None else header.get("sites")
+            config = trace_config(args, header, args.trace)
+            models, sites = trace_models(args, header, config)
             index_orders = args.index_orders or default_index_orders(config.pageblock_order)
             if index_orders[-1] > config.max_page_order:
                 raise BadInput(

@@ -12,8 +12,8 @@ from buddysim.cli.common import (
     add_machine_options,
     add_trace_arguments,
     build_machine,
-    config_from_header,
-    model_list,
+    trace_config,
+    trace_models,
 )
 from buddysim.config import resolve_config
 from buddysim.engine import Engine
@@ -72,15 +72,10 @@ class ShowCommand(Command):
             return mm
         with TraceReader(args.trace) as reader:
             header = reader.header
-            config = (
-                resolve_config(args.config)
-                if args.config
-                else config_from_header(header["machine"], args.trace)
-            )
-            model = model_list(args.refcount, header.get("refcount") or config.refcount)
+            config = trace_config(args, header, args.trace)
+            model, sites = trace_models(args, header, config)
             if len(model) != 1:
                 raise BadInput("show takes one refcount model", field="--refcount")
-            sites = args.sites if args.sites is not None else header.get("sites")
             mm = build_machine(config, args, refcount=model[0], sites=sites)
             engine = Engine(mm, reader, path=args.trace, check_every=0)
             # traces imported from ftrace carry recorded-only ops: replay them directed
