@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import GFPS, synthetic_trace
 
 from buddysim.cli import main
 from buddysim.config import config_from_dict, resolve_config
@@ -26,14 +27,6 @@ from buddysim.trace.recorder import make_header, write_trace
 DATA = Path(__file__).parent / "data" / "ftrace"
 DMESG = Path(__file__).parent / "data" / "dmesg"
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-
-GFPS = (
-    "GFP_KERNEL",
-    "GFP_HIGHUSER_MOVABLE",
-    "GFP_KERNEL|__GFP_RECLAIMABLE",
-    "GFP_ATOMIC",
-    "GFP_KERNEL|__GFP_COMP",
-)
 
 
 def run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dict[str, Any]]:
@@ -218,31 +211,6 @@ def test_real_duplicate_records(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 # ------------------------------------------------------------------ fidelity on the model's own traces
-def synthetic_trace(path: Path, n: int = 1500, seed: int = 3) -> None:
-    rng = random.Random(seed)
-    events: list[dict] = []
-    live: list[tuple[int, int]] = []
-    handle = 0
-    for _ in range(n):
-        if live and (rng.random() < 0.47 or len(live) > 100):
-            h, order = live.pop(rng.randrange(len(live)))
-            events.append({"op": "__free_pages", "handle": h, "order": order, "cpu": rng.randrange(2)})
-        else:
-            handle += 1
-            order = rng.choice((0, 0, 0, 0, 1, 2, 3, 4))
-            events.append(
-                {
-                    "op": "alloc_pages",
-                    "order": order,
-                    "gfp": rng.choice(GFPS),
-                    "cpu": rng.randrange(2),
-                    "handle": handle,
-                }
-            )
-            live.append((handle, order))
-    write_trace(str(path), make_header("tiny", source="test synthetic"), events)
-
-
 def _line(cpu: int, i: int, body: str) -> str:
     return f"{'stress-ng':>16}-{4000 + cpu:<7} [{cpu:03d}] d..1. {100 + i / 1e6:12.6f}: {body}"
 

@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
+from support import synthetic_trace
 
 from buddysim.cli import main
 from buddysim.mm.gfp import format_gfp, gfp_migratetype, parse_gfp
@@ -19,7 +20,7 @@ from buddysim.trace.importers.ftrace import (
     parse_gfp_lenient,
 )
 from buddysim.trace.reader import TraceReader
-from buddysim.trace.recorder import dumps_event, make_header, write_trace
+from buddysim.trace.recorder import dumps_event
 
 DATA = Path(__file__).parent / "data" / "ftrace"
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -349,39 +350,6 @@ def test_import_corrupt_compressed_input(tmp_path: Path, capsys: pytest.CaptureF
 
 
 # ------------------------------------------------------------------ round trip
-GFPS = (
-    "GFP_KERNEL",
-    "GFP_HIGHUSER_MOVABLE",
-    "GFP_KERNEL|__GFP_RECLAIMABLE",
-    "GFP_ATOMIC",
-    "GFP_KERNEL|__GFP_COMP",
-)
-
-
-def synthetic_trace(path: Path, n: int = 1500, seed: int = 3) -> None:
-    """Allocations and frees by handle on tiny's two CPUs (never more than ~600 pages live)."""
-    rng = random.Random(seed)
-    events: list[dict] = []
-    live: list[tuple[int, int]] = []
-    handle = 0
-    for _ in range(n):
-        if live and (rng.random() < 0.47 or len(live) > 100):
-            h, order = live.pop(rng.randrange(len(live)))
-            events.append({"op": "__free_pages", "handle": h, "order": order, "cpu": rng.randrange(2)})
-        else:
-            handle += 1
-            order = rng.choice((0, 0, 0, 0, 1, 2, 3, 4))
-            events.append(
-                {
-                    "op": "alloc_pages",
-                    "order": order,
-                    "gfp": rng.choice(GFPS),
-                    "cpu": rng.randrange(2),
-                    "handle": handle,
-                }
-            )
-            live.append((handle, order))
-    write_trace(str(path), make_header("tiny", source="test synthetic"), events)
 
 
 def render_ftrace(events: list[dict]) -> str:

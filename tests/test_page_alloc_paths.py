@@ -12,6 +12,7 @@ decides (spec §1.4: pages_min = 0, gap = max(0, managed * 10 // 10000) = 0 belo
 from __future__ import annotations
 
 import pytest
+from support import Recorder
 
 from buddysim.findings import VMBug
 from buddysim.machine import Machine
@@ -41,21 +42,6 @@ from buddysim.mm.page_store import PG_locked, PG_mapped, PG_mapping, PG_reserved
 
 rmqueue = getattr(pa, "__rmqueue")
 RMQUEUE_NORMAL = pa.RMQUEUE_NORMAL
-
-
-class Recorder:
-    """A tracer: ``Machine(tracer=...)`` calls it with (event name, fields)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
-
-    def __call__(self, name: str, fields: dict) -> None:
-        self.events.append((name, dict(fields)))
-
-    def take(self, *names: str) -> list[tuple[str, dict]]:
-        out = [e for e in self.events if not names or e[0] in names]
-        self.events.clear()
-        return out
 
 
 def lists(zone, mt: int) -> list[list[int]]:

@@ -7,6 +7,8 @@ Expected values are computed in the comments from the spec's formulas (Linux 7.2
 
 from __future__ import annotations
 
+from support import Recorder, one_gib
+
 from buddysim.machine import Machine
 from buddysim.mm import page_alloc as pa
 from buddysim.mm.debug import validate_all, validate_pcp
@@ -20,30 +22,6 @@ from buddysim.mm.mmzone import (
     ZONE_MOVABLE,
     ZONE_NORMAL,
 )
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
-
-    def __call__(self, name: str, fields: dict) -> None:
-        self.events.append((name, dict(fields)))
-
-    def take(self, *names: str) -> list[tuple[str, dict]]:
-        out = [e for e in self.events if not names or e[0] in names]
-        self.events.clear()
-        return out
-
-
-def one_gib(**kw) -> Machine:
-    """DMA [0,4096) with pfn 0 reserved, DMA32 [4096, 262144): managed 4095 and 258048.
-    Watermarks (test_watermarks.py): DMA low 19, DMA32 low 1265. Four CPUs."""
-    mm = Machine.simple(
-        1 << 18, zones=[(ZONE_DMA, 4096), (ZONE_DMA32, 1 << 18)], reserved=[(0, 1)], nr_cpus=4, **kw
-    )
-    mm.boot()
-    return mm
-
 
 # ---------------------------------------------------------------------------------- sizing
 

@@ -15,20 +15,13 @@ from __future__ import annotations
 import math
 
 import pytest
+from support import one_gib
 
 from buddysim.machine import Machine
 from buddysim.mm import page_alloc as pa
 from buddysim.mm.debug import validate_watermarks
 from buddysim.mm.gfp import GFP_KERNEL
 from buddysim.mm.mmzone import ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL
-
-
-def one_gib(**kw) -> Machine:
-    mm = Machine.simple(
-        1 << 18, zones=[(ZONE_DMA, 4096), (ZONE_DMA32, 1 << 18)], reserved=[(0, 1)], nr_cpus=4, **kw
-    )
-    mm.boot()
-    return mm
 
 
 def four_zones(**kw) -> Machine:
