@@ -459,13 +459,7 @@ def _predict_claim(zone: Zone, order: int, mt: int, alloc_flags: int) -> int | N
         ok, start, free_pages, movable = pa.prep_move_freepages_block(zone, page, True)
         if not ok:
             continue
-        if mt == MIGRATE_MOVABLE:
-            alike = movable
-        elif fb == MIGRATE_MOVABLE:
-            alike = mm.pageblock_nr_pages - free_pages - movable
-        else:
-            alike = 0
-        if free_pages + alike >= 1 << (pbo - 1) or mm.page_group_by_mobility_disabled:
+        if pa.claim_block_test(mm, mt, fb, free_pages, movable):
             # every free block of the pageblock moves to the (empty at >= order) mt lists in pfn
             # order; __rmqueue_smallest then takes the smallest order >= order, lowest pfn
             store = mm.store

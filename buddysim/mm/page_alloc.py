@@ -965,6 +965,21 @@ def move_freepages_block(zone: Zone, page: int, old_mt: int, new_mt: int) -> int
     return res
 
 
+def claim_block_test(
+    mm: Machine, start_type: int, block_type: int, free_pages: int, movable_pages: int
+) -> bool:
+    """``try_to_claim_block()``'s test on a pageblock below pageblock order: are at least half its
+    pages free or "alike" (movable pages for a MOVABLE request; for an other request from a
+    MOVABLE block, its pages that are neither free nor movable)?"""
+    if start_type == MIGRATE_MOVABLE:
+        alike_pages = movable_pages
+    elif block_type == MIGRATE_MOVABLE:
+        alike_pages = mm.pageblock_nr_pages - free_pages - movable_pages
+    else:
+        alike_pages = 0
+    return free_pages + alike_pages >= (1 << (mm.pageblock_order - 1)) or mm.page_group_by_mobility_disabled
+
+
 def try_to_claim_block(
     zone: Zone, page: int, current_order: int, order: int, start_type: int, block_type: int, alloc_flags: int
 ) -> int | None:
@@ -982,13 +997,7 @@ def try_to_claim_block(
     ok, start_pfn, free_pages, movable_pages = prep_move_freepages_block(zone, page, True)
     if not ok:
         return None
-    if start_type == MIGRATE_MOVABLE:
-        alike_pages = movable_pages
-    elif block_type == MIGRATE_MOVABLE:
-        alike_pages = mm.pageblock_nr_pages - free_pages - movable_pages
-    else:
-        alike_pages = 0
-    if free_pages + alike_pages >= (1 << (mm.pageblock_order - 1)) or mm.page_group_by_mobility_disabled:
+    if claim_block_test(mm, start_type, block_type, free_pages, movable_pages):
         __move_freepages_block(zone, start_pfn, block_type, start_type)
         set_pageblock_migratetype(store, start_pfn, start_type)
         return __rmqueue_smallest(zone, order, start_type)
