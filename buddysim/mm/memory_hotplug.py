@@ -92,10 +92,18 @@ def online_pages(mm: Machine, pfn: int, nr_pages: int, nid: int = 0, online_type
         )
         return -22
     if any(mm.page_zone(p) is not None for p in (pfn, pfn + nr_pages - 1)) and mm.store.end_pfn > pfn:
-        if not all(mm.store.flags[p] & PG_offline or not mm.store.flags[p] for p in (pfn, pfn + nr_pages - 1)):
+        if not all(
+            mm.store.flags[p] & PG_offline or not mm.store.flags[p] for p in (pfn, pfn + nr_pages - 1)
+        ):
             mm.report(
-                Finding("online_pages", "online_pages", "range already online", mm.refs.name, pfn,
-                        message=f"pfns [{pfn:#x}, {pfn + nr_pages:#x}) are already online memory")
+                Finding(
+                    "online_pages",
+                    "online_pages",
+                    "range already online",
+                    mm.refs.name,
+                    pfn,
+                    message=f"pfns [{pfn:#x}, {pfn + nr_pages:#x}) are already online memory",
+                )
             )
             return -22
     zone = zone_for_pfn_range(mm, online_type, nid, pfn, nr_pages)
