@@ -29,7 +29,13 @@ def _row(name: str, sim: int | None, log: int | None, exact: bool = True) -> dic
         verdict = "match"
     else:
         verdict = "differs" if exact else f"{(sim - log) / log * 100:+.2f}%" if log else "differs"
-    return {"figure": name, "simulated": sim, "log": log, "diff": None if sim is None or log is None else sim - log, "verdict": verdict}
+    return {
+        "figure": name,
+        "simulated": sim,
+        "log": log,
+        "diff": None if sim is None or log is None else sim - log,
+        "verdict": verdict,
+    }
 
 
 def compare_boot(mm: Machine, log_path: str) -> dict[str, Any]:
@@ -65,7 +71,9 @@ def compare_boot(mm: Machine, log_path: str) -> dict[str, Any]:
 
 
 def render_compare(data: dict[str, Any], console: Console) -> None:
-    t = Table(title=f"compared with {data['log']} (kernel {data['kernel_version'] or '?'})", title_justify="left")
+    t = Table(
+        title=f"compared with {data['log']} (kernel {data['kernel_version'] or '?'})", title_justify="left"
+    )
     for col in ("figure", "simulated", "log", "difference", "verdict"):
         t.add_column(col, justify="right" if col != "figure" else "left")
     for r in data["rows"]:
