@@ -1,7 +1,8 @@
 """Streaming trace reader: ``(line_number, event)`` pairs, validated line by line.
 
 Reads a trace (docs/trace-format.md) in constant memory: the file is never read whole, each line
-goes to ``EVENT_ADAPTER.validate_json(line)`` as bytes (no ``json.loads`` first) and is dropped
+goes to the event union's core validator (``EVENT_ADAPTER.validator.validate_json(line)``) as
+bytes (no ``json.loads`` first) and is dropped
 once validated. ``.gz`` and ``.xz`` files are recognised by their magic bytes and decompressed
 on the fly; ``-`` reads standard input.
 
