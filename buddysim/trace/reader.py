@@ -2,9 +2,8 @@
 
 Reads a trace (docs/trace-format.md) in constant memory: the file is never read whole, each line
 goes to the event union's core validator (``EVENT_ADAPTER.validator.validate_json(line)``) as
-bytes (no ``json.loads`` first) and is dropped
-once validated. ``.gz`` and ``.xz`` files are recognised by their magic bytes and decompressed
-on the fly; ``-`` reads standard input.
+bytes (no ``json.loads`` first) and is dropped once validated. ``.gz`` and ``.xz`` files are
+recognised by their magic bytes and decompressed on the fly; ``-`` reads standard input.
 
 A bad line becomes ``trace.jsonl:LINE: op.field: what was expected`` (1-based line numbers,
 built from ``ValidationError.errors(include_url=False)``): in strict mode the first one raises
