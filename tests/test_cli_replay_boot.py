@@ -265,3 +265,27 @@ def test_gfp_reclaimable_and_movable_is_a_warning_not_a_crash(tmp_path, capsys):
     code, data = _run_json(capsys, ["replay", str(t)])
     assert code == 1
     assert data["findings"][0]["function"] == "gfp_migratetype"
+
+
+def test_replay_of_a_double_free_ends_with_a_finding(tmp_path):
+    """A five-line trace that used to hang the replay (a frozen page freed twice, then a
+    drain): now exit 1 with the bad page, well within the timeout."""
+    trace = tmp_path / "double-free.jsonl"
+    trace.write_text(
+        '{"op":"header","version":1,"machine":"tiny"}\n'
+        '{"op":"alloc_frozen_pages","order":0,"gfp":"GFP_KERNEL","cpu":0,"handle":1}\n'
+        '{"op":"free_frozen_pages","order":0,"handle":1,"cpu":0}\n'
+        '{"op":"free_frozen_pages","order":0,"handle":1,"cpu":0}\n'
+        '{"op":"drain_all_pages"}\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "buddysim", "replay", str(trace), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [(f["kind"], f["check"]) for f in data["findings"]] == [
+        ("bad_page", "page dumped because: page already on a pcp list (freed twice)")
+    ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from support import Recorder
 
-from buddysim.findings import VMBug
+from buddysim.findings import FindingError, VMBug
 from buddysim.machine import Machine
 from buddysim.mm import page_alloc as pa
 from buddysim.mm.debug import validate_all
@@ -38,7 +38,7 @@ from buddysim.mm.mmzone import (
     ZONE_DMA32,
     ZONE_NORMAL,
 )
-from buddysim.mm.page_store import PG_locked, PG_mapped, PG_mapping, PG_reserved
+from buddysim.mm.page_store import PG_buddy, PG_locked, PG_mapped, PG_mapping, PG_reserved
 
 rmqueue = getattr(pa, "__rmqueue")
 RMQUEUE_NORMAL = pa.RMQUEUE_NORMAL
@@ -475,6 +475,55 @@ def test_bad_tail_page_leaks_the_whole_block():
     ]
     assert not set(range(pfn, pfn + 4)) & (mm.pcp_pfns() | mm.free_pfns())
     assert mm.nr_free_pages() == free_before
+
+
+@pytest.mark.parametrize("model", ["baseline", "final"])
+def test_a_second_free_of_a_pcp_page_is_a_bad_page_not_a_hang(model):
+    """A frozen page freed twice: the second free finds it on a pcp list. The kernel catches
+    that only in list debugging (and then spins in free_pcppages_bulk on a pcp->count its lists
+    do not hold); the model reports a bad page, the first free stands, the drain is clean."""
+    mm = _small(model)
+    pfn = mm.alloc(GFP_KERNEL, 0, cpu=0, frozen=True)
+    mm.free(pfn, 0, cpu=0, frozen=True)
+    pcp = mm.zones[0].per_cpu_pageset[0]
+    count = pcp.count
+    mm.free(pfn, 0, cpu=0, frozen=True)
+    assert [(f.kind, f.check, f.pfn) for f in mm.findings] == [
+        ("bad_page", "page dumped because: page already on a pcp list (freed twice)", pfn)
+    ]
+    assert pcp.count == count and pfn in mm.pcp_pfns()
+    mm.drain()
+    assert validate_all(mm) == [] and pfn in mm.free_pfns()
+
+
+def test_a_second_free_of_a_free_block_head_is_a_bad_page():
+    """PageBuddy is a page_type in _mapcount: freeing a free block's head again fails
+    page_expected_state with "nonzero mapcount", and nothing is freed twice."""
+    mm = _small()
+    pfn = mm.alloc(GFP_KERNEL, 3, cpu=0, frozen=True)
+    mm.free(pfn, 3, cpu=0, frozen=True)
+    mm.drain()
+    assert mm.store.flags[pfn] & PG_buddy and pfn in mm.free_pfns()
+    free_before = mm.nr_free_pages()
+    mm.free(pfn, 3, cpu=0, frozen=True)
+    assert [(f.kind, f.check, f.pfn) for f in mm.findings] == [
+        ("bad_page", "page dumped because: nonzero mapcount", pfn)
+    ]
+    assert mm.nr_free_pages() == free_before
+
+
+def test_a_pcp_count_its_lists_do_not_hold_is_a_finding_not_a_hang():
+    """free_pcppages_bulk looks for a non-empty list while pcp->count says pages remain; with
+    every list empty the kernel would loop forever: the model stops with a finding."""
+    mm = _small()
+    mm.drain()
+    pcp = mm.zones[0].per_cpu_pageset[0]
+    pcp.count = 3  # broken bookkeeping: three pages counted, none listed
+    with pytest.raises(FindingError) as exc:
+        mm.drain()
+    f = exc.value.finding
+    assert (f.kind, f.function) == ("pcp-count", "free_pcppages_bulk")
+    assert "is 3 but every pcp list is empty" in f.message
 
 
 def test_compound_order_mismatch_is_a_vm_bug():

@@ -356,7 +356,9 @@ def page_bad_reason(zone: Zone, page: int, flags: int) -> str | None:
     mm = zone.mm
     f = mm.store.flags[page]
     reason = None
-    if f & PG_mapped:
+    if f & PG_pcp:  # model only: the kernel cannot tell a page on a pcp list here (fidelity.md)
+        reason = "page already on a pcp list (freed twice)"
+    if f & (PG_mapped | PG_buddy):  # a free block head's page_type lives in _mapcount
         reason = "nonzero mapcount"
     if f & PG_mapping:
         reason = "non-NULL mapping"
@@ -454,7 +456,9 @@ def __free_pages_prepare(zone: Zone, page: int, order: int, fpi_flags: int) -> b
 
 #: up to this order, per-page work is a Python loop (cheaper than numpy's per-call cost)
 _SMALL_ORDER = 4
-_BAD_AT_FREE = PG_mapped | PG_mapping | PAGE_FLAGS_CHECK_AT_FREE
+#: what free_page_is_bad() rejects: mapcount (PageBuddy included), mapping, the flags, and the
+#: model's mark of a page on a pcp list (a second free of a page already on a free list)
+_BAD_AT_FREE = PG_mapped | PG_buddy | PG_pcp | PG_mapping | PAGE_FLAGS_CHECK_AT_FREE
 
 
 def _prepare_tails_small(zone: Zone, page: int, order: int, compound: bool, check_pages: bool) -> int:
@@ -672,13 +676,24 @@ def free_pcppages_bulk(zone: Zone, count: int, pcp: PerCpuPages, pindex: int) ->
     nr_lists = len(pcp.lists)
     pindex = pindex - 1
     while count > 0:
-        while True:
+        for _ in range(nr_lists):
             pindex += 1
             if pindex == nr_lists:
                 pindex = 0
             lst = pcp.lists[pindex]
             if lst:
                 break
+        else:
+            # the kernel would spin here forever: report the broken count instead
+            mm.raise_finding(
+                "pcp-count",
+                "free_pcppages_bulk",
+                "pcp->count matches the pages on the pcp lists",
+                None,
+                None,
+                message=f"pcp->count of cpu {pcp.cpu} in {zone.name} is {pcp.count} but every pcp list is empty",
+            )
+            return
         order = pindex_to_order(pindex)
         nr_pages = 1 << order
         while True:

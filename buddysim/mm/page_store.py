@@ -51,9 +51,10 @@ PG_pfmemalloc = 1 << 11  # page->pfmemalloc (page_frag_cache)
 #: mm/page-flags.h PAGE_FLAGS_CHECK_AT_FREE, restricted to the bits modelled (PG_lru is
 #: cleared by the free path itself here: it only marks movable allocations)
 PAGE_FLAGS_CHECK_AT_FREE = PG_locked | PG_reserved
-#: PAGE_FLAGS_CHECK_AT_PREP: every page flag (the mapcount/mapping stand-ins are reasons of
-#: their own, hwpoison is treated apart by check_new_page_bad)
-PAGE_FLAGS_CHECK_AT_PREP = ~(PG_mapping | PG_mapped | PG_hwpoison) & 0xFFFF
+#: PAGE_FLAGS_CHECK_AT_PREP: every page flag (the mapcount/mapping stand-ins and PageBuddy,
+#: a page_type in _mapcount, are reasons of their own; hwpoison is treated apart by
+#: check_new_page_bad)
+PAGE_FLAGS_CHECK_AT_PREP = ~(PG_mapping | PG_mapped | PG_buddy | PG_hwpoison) & 0xFFFF
 
 
 class PageStore:
