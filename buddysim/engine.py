@@ -287,18 +287,24 @@ class Engine:
         """Step until the trace ends, event index ``until`` is reached, or ``until(engine)``.
 
         Without ``until`` the events are applied in one loop over the reader (the replay hot
-        loop); ``tick(index)`` is then called every 8192 events (progress bars).
+        loop); ``tick(index)`` is then called every 8192 events (progress bars; ``tick`` is
+        for that loop only). An event :meth:`peek`-ed by a handler or an observer is applied
+        next, as :meth:`step` would.
         """
         n = 0
         if until is None:
+            apply = self._apply
             if self._peeked is not None:
                 item, self._peeked = self._peeked, None
-                self._apply(*item)
+                apply(*item)
                 n += 1
-            apply = self._apply
             for line, event in self._events:
                 apply(line, event)
                 n += 1
+                while self._peeked is not None:  # applying it peeked at the next event
+                    item, self._peeked = self._peeked, None
+                    apply(*item)
+                    n += 1
                 if tick is not None and not n & 8191:
                     tick(self.index)
             return n
