@@ -362,6 +362,9 @@ def test_cli_at_past_the_end_is_bad_input(trace: Path, capsys: pytest.CaptureFix
     assert main(["inspect", str(trace), "--find", "1", "--at", str(total + 1)]) == 2
     assert f"--at: the trace has only {total} events" in capsys.readouterr().err
     assert main(["inspect", str(trace), "--at", str(total + 1)]) == 2  # before the UI starts
+    capsys.readouterr()
+    assert main(["inspect", "tiny", "--find", "5", "--at", "0"]) == 2  # as show: no trace, no --at
+    assert "--at: --at needs a trace, not a machine config" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------- big machines

@@ -131,6 +131,8 @@ class InspectCommand(Command):
         parser.add_argument("--json", action="store_true", help="with --find: JSON on stdout")
 
     def run(self, args: argparse.Namespace) -> int:
+        if args.at is not None and not _is_trace(args.source):
+            raise BadInput("--at needs a trace, not a machine config", field="--at")
         if args.find is None:
             try:
                 from buddysim.tui.app import InspectApp

@@ -792,8 +792,7 @@ def rmqueue_pcplist(
     """``rmqueue_pcplist()``: this CPU's pcp list for (order, migratetype)."""
     pcp = zone.per_cpu_pageset[zone.mm.cpu]
     pcp.free_count >>= 1
-    pindex = order_to_pindex(migratetype, order)
-    lst = pcp.lists[pindex]
+    lst = pcp.lists[order_to_pindex(migratetype, order)]
     page = __rmqueue_pcplist(zone, order, migratetype, alloc_flags, pcp, lst)
     if page is not None:
         zone.PGALLOC += 1 << order
@@ -822,8 +821,6 @@ def check_new_pages(zone: Zone, page: int, order: int) -> bool:
         elif not any(flags[page : page + nr]) and not any(map(count_of_raw, w[page : page + nr])):
             return False
         offenders = [p for p in range(page, page + nr) if flags[p] or count_of_raw(w[p]) != 0]
-        if not offenders:
-            return False
     else:
         fl = store.flags_np[page : page + nr]
         bad = (fl != 0) | ~mm.refs.zero_count_mask(store.refcount_np[page : page + nr])
