@@ -27,6 +27,14 @@ class Recorder:
         return out
 
 
+def one_zone(nr_pages: int, zone_idx: int, **kw: Any) -> Machine:
+    """A booted machine of ``nr_pages`` pages in one zone (``Machine.simple`` options by keyword:
+    the hand-worked tests spell out orders, CPUs and min_free_kbytes)."""
+    mm = Machine.simple(nr_pages, zones=[(zone_idx, nr_pages)], **kw)
+    mm.boot()
+    return mm
+
+
 def one_gib(**kw: Any) -> Machine:
     """A booted 1 GiB machine: DMA [0,4096) with pfn 0 reserved, DMA32 [4096, 262144), managed
     4095 and 258048; watermarks (test_watermarks.py) DMA low 19, DMA32 low 1265; four CPUs."""

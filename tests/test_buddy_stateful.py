@@ -35,6 +35,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from support import one_zone
 
 from buddysim.machine import Machine
 from buddysim.mm import page_alloc as pa
@@ -499,15 +500,7 @@ def _isolation_scenario() -> tuple[Machine, int]:
     """32 pages, MAX order 3, pageblocks of 4: an order-2 block [0,4) allocated, its
     pageblock isolated (as start_isolate_page_range would: bit set, counter bumped), while its
     buddy [4,8) is a free MOVABLE order-2 block."""
-    mm = Machine.simple(
-        32,
-        zones=[(ZONE_DMA, 32)],
-        max_page_order=3,
-        pageblock_order=2,
-        nr_cpus=1,
-        min_free_kbytes=0,
-    )
-    mm.boot()
+    mm = one_zone(32, ZONE_DMA, max_page_order=3, pageblock_order=2, nr_cpus=1, min_free_kbytes=0)
     pfn = mm.alloc(GFP_HIGHUSER_MOVABLE, 2, cpu=0)
     assert pfn == 0
     set_pageblock_migratetype(mm.store, pfn, MIGRATE_ISOLATE)
@@ -664,15 +657,7 @@ def test_injected_site_bug_is_frozen_on_entry_finding(model):
 def test_injected_site_bug_with_page_checks_is_bad_page(model):
     """Same table with check_pages on: __free_pages_prepare rejects every chunk as a bad
     page ("nonzero _refcount"), so nothing reaches the buddy lists and nothing is free."""
-    mm = Machine.simple(
-        256,
-        zones=[(ZONE_DMA, 256)],
-        max_page_order=4,
-        pageblock_order=3,
-        refcount=model,
-        sites=BOOT_WRITES_ONE,
-    )
-    mm.boot()
+    mm = one_zone(256, ZONE_DMA, max_page_order=4, pageblock_order=3, refcount=model, sites=BOOT_WRITES_ONE)
     assert {f.kind for f in mm.findings} == {"bad_page"}
     assert {f.check for f in mm.findings} == {"page dumped because: nonzero _refcount"}
     assert mm.nr_free_pages() == 0 and mm.free_pfns() == set()

@@ -12,7 +12,7 @@ decides (spec §1.4: pages_min = 0, gap = max(0, managed * 10 // 10000) = 0 belo
 from __future__ import annotations
 
 import pytest
-from support import Recorder
+from support import Recorder, one_zone
 
 from buddysim.findings import FindingError, VMBug
 from buddysim.machine import Machine
@@ -71,16 +71,15 @@ def test_first_unmovable_allocation_claims_a_whole_movable_block():
     mm_page_alloc_extfrag but no mm_page_alloc_zone_locked (§9).
     """
     rec = Recorder()
-    mm = Machine.simple(
+    mm = one_zone(
         256,
-        zones=[(ZONE_NORMAL, 256)],
+        ZONE_NORMAL,
         max_page_order=4,
         pageblock_order=3,
         nr_cpus=1,
         min_free_kbytes=0,
         tracer=rec,
     )
-    mm.boot()
     rec.take()
     zone = mm.zones[0]
     assert pa.alloc_flags_nofragment(mm, zone, GFP_KERNEL) & pa.ALLOC_NOFRAGMENT
@@ -130,16 +129,7 @@ def _reclaimable_pageblock(rec: Recorder | None = None) -> Machine:
     lists; then the seven MOVABLE blocks 8..56 are taken away, so a MOVABLE request must fall
     back. The direct __rmqueue pages carry no PG_lru, i.e. they are not "alike".
     """
-    mm = Machine.simple(
-        64,
-        zones=[(ZONE_DMA, 64)],
-        max_page_order=3,
-        pageblock_order=3,
-        nr_cpus=1,
-        min_free_kbytes=0,
-        tracer=rec,
-    )
-    mm.boot()
+    mm = one_zone(64, ZONE_DMA, max_page_order=3, pageblock_order=3, nr_cpus=1, min_free_kbytes=0, tracer=rec)
     zone = mm.zones[0]
     assert rmqueue(zone, 0, MIGRATE_RECLAIMABLE, 0, [RMQUEUE_NORMAL]) == 0
     assert get_pfnblock_migratetype(mm.store, 0) == MIGRATE_RECLAIMABLE
@@ -248,16 +238,15 @@ def test_atomic_high_order_allocation_reserves_a_highatomic_pageblock():
     114 becomes HIGHATOMIC, nr_reserved_highatomic = 8.
     """
     rec = Recorder()
-    mm = Machine.simple(
+    mm = one_zone(
         1024,
-        zones=[(ZONE_DMA, 1024)],
+        ZONE_DMA,
         max_page_order=4,
         pageblock_order=3,
         nr_cpus=2,
         min_free_kbytes=384,
         tracer=rec,
     )
-    mm.boot()
     zone = mm.zones[0]
     assert zone._watermark == [96, 120, 144, 168]
     held = [mm.alloc(GFP_HIGHUSER_MOVABLE, 4, cpu=1) for _ in range(57)]
@@ -344,16 +333,7 @@ def _isolated() -> tuple[Machine, Recorder]:
     refill of one entry: the order-3 block 0 is split, 4 stays free at order 2); then its
     pageblock gets the isolate bit, as start_isolate_page_range would set it."""
     rec = Recorder()
-    mm = Machine.simple(
-        32,
-        zones=[(ZONE_DMA, 32)],
-        max_page_order=3,
-        pageblock_order=2,
-        nr_cpus=1,
-        min_free_kbytes=0,
-        tracer=rec,
-    )
-    mm.boot()
+    mm = one_zone(32, ZONE_DMA, max_page_order=3, pageblock_order=2, nr_cpus=1, min_free_kbytes=0, tracer=rec)
     assert mm.alloc(GFP_HIGHUSER_MOVABLE, 2, cpu=0) == 0
     set_pageblock_migratetype(mm.store, 0, MIGRATE_ISOLATE)
     mm.zones[0].nr_isolate_pageblock += 1
@@ -616,16 +596,7 @@ def test_exhausted_memory_returns_none_and_traces_a_null_page():
     in the slow path (min watermark 0: 0 free <= 0), after drain_all_pages, and returns None.
     """
     rec = Recorder()
-    mm = Machine.simple(
-        16,
-        zones=[(ZONE_DMA, 16)],
-        max_page_order=3,
-        pageblock_order=2,
-        nr_cpus=1,
-        min_free_kbytes=0,
-        tracer=rec,
-    )
-    mm.boot()
+    mm = one_zone(16, ZONE_DMA, max_page_order=3, pageblock_order=2, nr_cpus=1, min_free_kbytes=0, tracer=rec)
     assert [mm.alloc(GFP_KERNEL, 3, cpu=0) for _ in range(2)] == [0, 8]
     assert mm.nr_free_pages() == 0
     rec.take()

@@ -7,7 +7,7 @@ Expected values are computed in the comments from the spec's formulas (Linux 7.2
 
 from __future__ import annotations
 
-from support import Recorder, one_gib
+from support import Recorder, one_gib, one_zone
 
 from buddysim.machine import Machine
 from buddysim.mm import page_alloc as pa
@@ -178,16 +178,7 @@ def _tiny(rec: Recorder | None = None) -> Machine:
     §5.1: batch 1 (64 >> 12 = 0); high_min = max(low 0 // 2, 1 << 2) = 4;
     high_max = max(64 // 8 // 2 = 4, 4) = 4. So high is 4 and never auto-tuned.
     """
-    mm = Machine.simple(
-        64,
-        zones=[(ZONE_DMA, 64)],
-        max_page_order=3,
-        pageblock_order=2,
-        nr_cpus=2,
-        min_free_kbytes=0,
-        tracer=rec,
-    )
-    mm.boot()
+    mm = one_zone(64, ZONE_DMA, max_page_order=3, pageblock_order=2, nr_cpus=2, min_free_kbytes=0, tracer=rec)
     return mm
 
 
